@@ -1,0 +1,59 @@
+"""Configuration of the Target Recognition Network (TRN), the deployed POI-R classifier."""
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+RESNET18_KWARGS = {
+    "layer_type": "basic",
+    "depths": [2, 2, 2, 2],
+    "hidden_sizes": [64, 128, 256, 512],
+    "embedding_size": 64,
+}
+
+DEFAULT_CLASS_NAMES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear")
+
+
+class TRNConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`TRNForImageClassification`]: a backbone, a linear classifier and an uncertainty head.
+
+    Args:
+        backbone_config (`dict` or `PreTrainedConfig`, *optional*):
+            Any transformers backbone config; defaults to a ResNet-18-shaped `ResNetConfig`. Its last stage feeds
+            the heads (``out_features`` is set to the last stage).
+        image_size (`int`, defaults to 112): side of the square face crop the model was trained on.
+        num_channels (`int`, defaults to 3): channels of ``pixel_values``; anything else raises a `ValueError`.
+        classifier_dropout (`float`, defaults to 0.0): dropout before the classifier.
+        uncertainty_hidden_size (`int`, defaults to 128): width of the uncertainty MLP that outputs ``confidence``.
+
+    Class names live in ``id2label`` / ``label2id`` (canonical lowercase emotion names in the training data's order).
+    """
+
+    model_type = "poi_trn"
+    sub_configs_defaults = {
+        "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet", init_kwargs=RESNET18_KWARGS),
+    }
+
+    backbone_config: dict | PreTrainedConfig | None = None
+    image_size: int = 112
+    num_channels: int = 3
+    classifier_dropout: float = 0.0
+    uncertainty_hidden_size: int = 128
+
+    def __post_init__(self, **kwargs):
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            # Same names as poi_hf.priors.BASIC_CLASS_NAMES, written out so this folder ships alone as remote code.
+            self.id2label = dict(enumerate(DEFAULT_CLASS_NAMES))
+        super().__post_init__(**kwargs)
+        if self.label2id is None:
+            self.label2id = {name: index for index, name in self.id2label.items()}
+        last_stage = self.backbone_config.stage_names[-1]
+        self.backbone_config.set_output_features_output_indices(out_features=[last_stage], out_indices=None)
+        if self.backbone_config.num_channels != self.num_channels:
+            raise ValueError(
+                f"backbone_config.num_channels={self.backbone_config.num_channels} but TRNConfig.num_channels="
+                f"{self.num_channels}; they must agree."
+            )
+
+
+__all__ = ["TRNConfig"]

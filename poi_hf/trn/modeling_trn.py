@@ -1,0 +1,112 @@
+"""Target Recognition Network (TRN): backbone -> emotion logits + per-sample label-trust ``confidence``.
+
+The TRN is the model POI-R deploys: it runs on ``pixel_values`` alone, so `pipeline("image-classification")` works.
+During joint training its loss (in `poi_hf.losses`) weighs the hard label by ``confidence`` and PIN's soft label by
+``1 - confidence``; standalone, ``labels`` give a plain cross-entropy.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoBackbone, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_trn import TRNConfig
+
+
+@dataclass
+class TRNOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy on ``labels`` when they are given.
+        logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits.
+        confidence (`torch.FloatTensor` of shape `(B,)`): uncertainty-head output in (0, 1); how far the model
+            trusts that the sample's hard label is right (low = ambiguous or likely mislabelled).
+        pooler_output (`torch.FloatTensor` of shape `(B, D)`): pooled backbone features.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    confidence: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+
+
+def check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
+    """Raise a `ValueError` unless ``pixel_values`` is (B, num_channels, H, W)."""
+    if pixel_values.ndim != 4 or pixel_values.shape[1] != num_channels:
+        raise ValueError(
+            f"pixel_values must have shape (batch, {num_channels}, height, width), got {tuple(pixel_values.shape)}. "
+            "Grayscale or RGBA images should go through the image processor, which converts them to RGB."
+        )
+
+
+def check_labels(labels: torch.Tensor, num_labels: int) -> None:
+    """Raise a `ValueError` unless ``labels`` are class indices in [0, num_labels)."""
+    if labels.ndim != 1 or labels.dtype.is_floating_point:
+        raise ValueError(f"labels must be a 1-D integer tensor of class indices, got {labels.dtype} {tuple(labels.shape)}.")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+        bad = labels[(labels < 0) | (labels >= num_labels)].unique().tolist()
+        raise ValueError(f"labels {bad} are outside the {num_labels} classes [0, {num_labels - 1}].")
+
+
+class TRNPreTrainedModel(PreTrainedModel):
+    config: TRNConfig
+    config_class = TRNConfig
+    base_model_prefix = "trn"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    # Joint training divides the loss itself; the Trainer must not rescale it for gradient accumulation.
+    accepts_loss_kwargs = False
+
+
+class TRNForImageClassification(TRNPreTrainedModel):
+    """Backbone -> global average pool -> (classifier, uncertainty MLP)."""
+
+    def __init__(self, config: TRNConfig):
+        super().__init__(config)
+        self.backbone = AutoBackbone.from_config(config.backbone_config)
+        feature_size = self.backbone.channels[-1]
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(feature_size, config.num_labels)
+        self.uncertainty_head = nn.Sequential(
+            nn.Linear(feature_size, config.uncertainty_hidden_size),
+            nn.ReLU(),
+            nn.Linear(config.uncertainty_hidden_size, 1),
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> TRNOutput | tuple:
+        """
+        Args:
+            pixel_values: (B, 3, H, W) normalised images.
+            labels: (B,) class indices, optional.
+
+        Returns:
+            `TRNOutput` with ``logits`` (B, C), ``confidence`` (B,), ``pooler_output`` (B, D), ``loss`` when
+            ``labels`` are given.
+        """
+        check_pixel_values(pixel_values, self.config.num_channels)
+        feature_map = self.backbone(pixel_values).feature_maps[-1]
+        pooled = feature_map.mean(dim=(2, 3))
+        logits = self.classifier(self.dropout(pooled))
+        confidence = torch.sigmoid(self.uncertainty_head(pooled)).squeeze(-1)
+
+        loss = None
+        if labels is not None:
+            check_labels(labels, self.config.num_labels)
+            loss = F.cross_entropy(logits, labels)
+
+        output = TRNOutput(loss=loss, logits=logits, confidence=confidence, pooler_output=pooled)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["TRNForImageClassification", "TRNOutput", "TRNPreTrainedModel"]
