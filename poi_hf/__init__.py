@@ -16,7 +16,9 @@ from transformers import (
     AutoModelForImageClassification,
 )
 
+from .configuration_poi import POIConfig
 from .image_processing_poi import POIImageProcessor
+from .modeling_poi import POIModel, POIOutput
 from .pin import PINConfig, PINForImageClassification, PINOutput, PINPreTrainedModel
 from .trn import TRNConfig, TRNForImageClassification, TRNOutput, TRNPreTrainedModel
 
@@ -32,13 +34,19 @@ for _config, _model in ((PINConfig, PINForImageClassification), (TRNConfig, TRNF
     _config.register_for_auto_class()
     _model.register_for_auto_class("AutoModelForImageClassification")
 POIImageProcessor.register_for_auto_class("AutoImageProcessor")
+# The joint training model (PIN + TRN) loads with AutoModel where poi_hf is installed; it is not shipped as remote code.
+AutoConfig.register(POIConfig.model_type, POIConfig, exist_ok=True)
+AutoModel.register(POIConfig, POIModel, exist_ok=True)
 
 __all__ = [
     "PINConfig",
     "PINForImageClassification",
     "PINOutput",
     "PINPreTrainedModel",
+    "POIConfig",
     "POIImageProcessor",
+    "POIModel",
+    "POIOutput",
     "TRNConfig",
     "TRNForImageClassification",
     "TRNOutput",

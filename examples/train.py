@@ -1,0 +1,240 @@
+"""Train POI-R (PIN + TRN jointly) with `POITrainer`.
+
+    accelerate launch examples/train.py                      # SynFER, the CPU preset on a machine without a GPU
+    accelerate launch examples/train.py --dataset rafdb --data_dir /data/RAF-DB/basic --preset paper --bf16
+    accelerate launch --multi_gpu --num_processes 4 examples/train.py ...   # DDP (FSDP: `accelerate config`)
+    accelerate launch examples/train.py --output_dir outputs/run --resume_from_checkpoint latest
+
+Every POI component is one flag (``--use_uncertainty False``, ``--use_mutual_learning False``, ...); see
+docs/method.md. Writes to ``--output_dir``: checkpoints (each with standalone ``trn/`` and ``pin/``), the final
+``trn/`` (pipeline-ready) and ``pin/`` exports with model cards, ``metrics.json``, ``training_curves.png`` and
+``confusion_matrix.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from poi_hf import POIImageProcessor
+from poi_hf.backbones import load_torchvision_resnet
+from poi_hf.configuration_poi import POIConfig
+from poi_hf.data import CROP_STYLES, LOADERS, load_fer_dataset, poi_collate, set_fer_transforms
+from poi_hf.metrics import confusion_matrix
+from poi_hf.modeling_poi import POIModel
+from poi_hf.plots import plot_confusion_matrix, plot_training_curves
+from poi_hf.presets import PRESETS, pin_config, trn_config
+from poi_hf.priors import check_class_names
+from poi_hf.trainer import POITrainer, POITrainingArguments, build_compute_metrics, softmax, summarize_history
+
+logger = logging.getLogger("poi_hf.train")
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="auto", metadata={"help": "paper | cpu | tiny | auto (paper on a GPU, else cpu)."})
+    image_size: int | None = field(default=None, metadata={"help": "Override the preset's input size."})
+    backbone_weights: str | None = field(
+        default=None, metadata={"help": "torchvision-format ResNet state dict (e.g. MS-Celeb-1M) for both backbones."}
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="synfer", metadata={"help": f"One of {sorted(LOADERS)}."})
+    data_dir: str | None = field(default=None, metadata={"help": "The unpacked dataset (synfer: its cache folder)."})
+    label_file: str | None = field(default=None, metadata={"help": "rafdb: another label file, e.g. EAC noise01.txt."})
+    num_classes: int | None = field(default=None, metadata={"help": "synfer/ferplus/affectnet: 7 or 8 classes."})
+    noise_rate: float = field(default=0.0, metadata={"help": "Fraction of train labels to flip (synthetic noise)."})
+    noise_type: str = field(default="symmetric", metadata={"help": "symmetric | pair | asymmetric."})
+    noise_seed: int = 0
+    synfer_train: int = 3000
+    synfer_validation: int = 500
+    synfer_test: int = 1000
+    synfer_label_mode: str = field(default="subjective", metadata={"help": "subjective | majority | clean."})
+    synfer_seed: int = 0
+    balanced_sampling: bool = field(default=False, metadata={"help": "Class-balanced sampler (AffectNet)."})
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+
+
+@dataclass
+class POIArguments:
+    temperature: float = 2.0
+    transfer_beta: float = 1.0
+    transfer_ramp_epochs: float = 3.0
+    uncertainty_weight: float = 1.0
+    uncertainty_regularizer: str = "log"
+    au_loss_weight: float = 0.1
+    mutual_weight: float = 1.0
+    pin_loss_weight: float = 1.0
+    use_au_prior: bool = field(default=True, metadata={"help": "AU prior in PIN's aggregation and its AU loss."})
+    use_mutual_learning: bool = True
+    use_uncertainty: bool = True
+    use_dynamic_transfer: bool = True
+    use_pin_soft_labels: bool = True
+    use_landmarks: bool = field(default=True, metadata={"help": "False: PIN uses the canonical template."})
+
+
+def resolve_checkpoint(output_dir: Path, resume: str | None) -> str | None:
+    """The checkpoint to resume from ("latest" = newest in output_dir), checked to be a POI-R checkpoint; refuses to
+    start over an output_dir that already holds checkpoints, so nothing saved is overwritten."""
+    existing = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if resume in (None, "", "False", "false"):
+        if existing is not None:
+            raise ValueError(
+                f"{output_dir} already holds checkpoints ({existing}); pass --resume_from_checkpoint latest to "
+                "continue that run, or choose another --output_dir. Nothing was changed."
+            )
+        return None
+    checkpoint = existing if resume in ("latest", "True", "true") else resume
+    if checkpoint is None:
+        raise ValueError(f"--resume_from_checkpoint {resume}: no checkpoint-* folder in {output_dir}.")
+    config_file = Path(checkpoint) / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: no config.json there, not a checkpoint.")
+    model_type = json.loads(config_file.read_text()).get("model_type")
+    if model_type != POIConfig.model_type:
+        raise ValueError(
+            f"--resume_from_checkpoint {checkpoint} is a {model_type!r} checkpoint, not a POI-R training checkpoint "
+            f"({POIConfig.model_type!r}); point it at a checkpoint-* folder written by this script."
+        )
+    return checkpoint
+
+
+def load_data(data_args: DataArguments, image_size: int):
+    """The DatasetDict and the names of its training / evaluation / test splits."""
+    kwargs = {}
+    if data_args.dataset == "synfer":
+        kwargs = {"num_train": data_args.synfer_train, "num_validation": data_args.synfer_validation,
+                  "num_test": data_args.synfer_test, "image_size": image_size, "label_mode": data_args.synfer_label_mode,
+                  "seed": data_args.synfer_seed}
+    if data_args.num_classes is not None:
+        if data_args.dataset not in ("synfer", "ferplus", "affectnet"):
+            raise ValueError(f"--num_classes applies to synfer, ferplus and affectnet; {data_args.dataset} has fixed classes.")
+        kwargs["num_classes"] = data_args.num_classes
+    if data_args.label_file is not None:
+        kwargs["label_file"] = data_args.label_file
+    dataset = load_fer_dataset(data_args.dataset, data_args.data_dir, noise_rate=data_args.noise_rate,
+                               noise_type=data_args.noise_type, noise_seed=data_args.noise_seed, **kwargs)
+    if "train" not in dataset:
+        raise ValueError(f"Dataset {data_args.dataset!r} has no train split (splits: {list(dataset)}).")
+    eval_split = "validation" if "validation" in dataset else "test"
+    test_split = "test" if "test" in dataset else eval_split
+    for split, limit in (("train", data_args.max_train_samples), (eval_split, data_args.max_eval_samples),
+                         (test_split, data_args.max_eval_samples)):
+        if limit is not None:
+            dataset[split] = dataset[split].select(range(min(limit, len(dataset[split]))))
+        if len(dataset[split]) == 0:
+            raise ValueError(f"The {split!r} split of {data_args.dataset!r} is empty.")
+    return dataset, eval_split, test_split
+
+
+def build_model(model_args: ModelArguments, poi_args: POIArguments, class_names, preset: str, image_size: int) -> POIModel:
+    config = POIConfig(
+        pin_config=pin_config(preset, class_names, image_size=image_size, use_au_prior=poi_args.use_au_prior),
+        trn_config=trn_config(preset, class_names, image_size=image_size),
+        use_au_loss=poi_args.use_au_prior,
+        **{name: value for name, value in asdict(poi_args).items() if name != "use_au_prior"},
+    )
+    model = POIModel(config)
+    if model_args.backbone_weights:
+        for name in ("pin", "trn"):
+            report = load_torchvision_resnet(getattr(model, name).backbone, model_args.backbone_weights)
+            logger.info("%s backbone <- %s: %s", name, model_args.backbone_weights, report)
+    return model
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = HfArgumentParser((ModelArguments, DataArguments, POIArguments, POITrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        model_args, data_args, poi_args, training_args = parser.parse_json_file(argv[0])
+    else:
+        model_args, data_args, poi_args, training_args = parser.parse_args_into_dataclasses(argv)
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s")
+
+    preset = model_args.preset if model_args.preset != "auto" else ("paper" if torch.cuda.is_available() else "cpu")
+    if preset not in PRESETS:
+        raise ValueError(f"--preset {preset!r}: choose auto or one of {sorted(PRESETS)}.")
+    image_size = model_args.image_size or PRESETS[preset]["image_size"]
+    output_dir = Path(training_args.output_dir)
+    checkpoint = resolve_checkpoint(output_dir, training_args.resume_from_checkpoint)
+    set_seed(training_args.seed)
+
+    dataset, eval_split, test_split = load_data(data_args, image_size)
+    class_names = check_class_names(dataset["train"].features["label"].names)
+    model = build_model(model_args, poi_args, class_names, preset, image_size)
+    if checkpoint is not None:
+        saved = POIConfig.from_pretrained(checkpoint)
+        if saved.id2label != model.config.id2label:
+            raise ValueError(f"Checkpoint {checkpoint} was trained on classes {saved.id2label}, this data has "
+                             f"{model.config.id2label}.")
+
+    processor = POIImageProcessor(size={"height": image_size, "width": image_size})
+    set_fer_transforms(dataset, image_size=image_size, mean=tuple(processor.image_mean), std=tuple(processor.image_std),
+                       crop_style=CROP_STYLES[data_args.dataset])
+    columns = dataset[eval_split].column_names
+    training_args.label_names = ["labels"] + [name for column, name in (("clean_label", "clean_labels"),
+                                                                        ("true_distribution", "true_distribution"))
+                                              if column in columns]
+    dataset_name = f"{data_args.dataset}" + (f" ({data_args.noise_rate:.0%} {data_args.noise_type} noise)"
+                                             if data_args.noise_rate else "")
+    hyperparameters = {"preset": preset, "image_size": image_size, **asdict(poi_args), **asdict(data_args),
+                       "epochs": training_args.num_train_epochs, "batch_size": training_args.per_device_train_batch_size,
+                       "learning_rate": training_args.learning_rate, "seed": training_args.seed}
+    trainer = POITrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset["train"],
+        eval_dataset=dataset[eval_split],
+        data_collator=poi_collate,
+        processing_class=processor,
+        compute_metrics=build_compute_metrics(training_args.label_names),
+        balanced_sampling=data_args.balanced_sampling,
+        card_info={"dataset_name": dataset_name, "repo_id": output_dir.name, "hyperparameters": hyperparameters},
+    )
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    prediction = trainer.predict(dataset[test_split], metric_key_prefix="test")
+    test_metrics = {key[len("test_"):]: value for key, value in prediction.metrics.items()}
+    trainer.save_model(str(output_dir))
+    trainer.export(output_dir, test_metrics, split=test_split)
+    results = {"test_split": test_split, "test": test_metrics, **summarize_history(trainer.state.log_history),
+               "train_runtime_s": next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), None),
+               "hyperparameters": hyperparameters}
+    if trainer.is_world_process_zero():
+        (output_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
+        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
+        label_ids = prediction.label_ids if isinstance(prediction.label_ids, tuple) else (prediction.label_ids,)
+        targets = dict(zip(training_args.label_names, label_ids))
+        labels = targets.get("clean_labels", targets["labels"]).astype(np.int64)
+        predicted = softmax(prediction.predictions[0]).argmax(-1)
+        plot_confusion_matrix(confusion_matrix(labels, predicted, len(class_names)), class_names,
+                              output_dir / "confusion_matrix.png", title=f"TRN on {test_split}")
+        print_summary(results, output_dir)
+    return results
+
+
+def print_summary(results: dict, output_dir: Path) -> None:
+    rows = [("test", results["test"])] + [(name, results[name]) for name in ("best", "last5_mean") if name in results]
+    names = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true", "pin_accuracy")
+    print("\n" + " | ".join(["split".ljust(11)] + [name[:14].rjust(14) for name in names]))
+    for label, metrics in rows:
+        cells = [f"{metrics[name]:.4f}".rjust(14) if name in metrics else "-".rjust(14) for name in names]
+        print(" | ".join([label.ljust(11)] + cells))
+    print(f"\nTRN for pipeline('image-classification'): {output_dir / 'trn'}\nPIN: {output_dir / 'pin'}\n"
+          f"metrics: {output_dir / 'metrics.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Configuration of the joint POI-R model: a PIN config, a TRN config, and the loss settings that tie them."""
+
+from transformers import PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from .pin import PINConfig
+from .trn import TRNConfig
+
+REGULARIZERS = ("log", "rank")
+
+
+class POIConfig(PreTrainedConfig):
+    r"""
+    Joint PIN + TRN configuration (the pattern of transformers' `VisionEncoderDecoderConfig`).
+
+    Each POI component is one switch, so an ablation is one flag (docs/method.md):
+
+    Args:
+        pin_config (`PINConfig` or `dict`): the Prior Inference Network.
+        trn_config (`TRNConfig` or `dict`): the Target Recognition Network (same classes as the PIN).
+        temperature (`float`, defaults to 2.0): ``T`` of the PIN -> TRN transfer.
+        transfer_beta (`float`, defaults to 1.0): ``beta_max``, the weight of PIN's soft labels in the TRN loss.
+        transfer_ramp_epochs (`float`, defaults to 5.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
+        uncertainty_weight (`float`, defaults to 1.0): ``lambda`` of the confidence regulariser.
+        uncertainty_regularizer (`str`, defaults to `"log"`): `"log"` (``-log alpha``) or `"rank"` (SCN margin).
+        au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
+        mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
+        pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.
+        use_pin_soft_labels (`bool`): transfer PIN's soft labels to the TRN (off: TRN learns from hard labels only).
+        use_uncertainty (`bool`): learn the confidence ``alpha``; off: ``alpha`` is fixed at 0.5 (equal CE and
+            transfer weights, i.e. plain distillation from PIN), or 1.0 when the transfer is off too.
+        use_dynamic_transfer (`bool`): ramp ``beta(e)`` up; off: ``beta_max`` from the first step.
+        use_mutual_learning (`bool`): pull PIN's branches toward their detached ensemble.
+        use_au_loss (`bool`): supervise PIN's AU heads with the AU-prior pseudo-targets.
+        use_landmarks (`bool`): feed the batch's landmarks to PIN; off: the canonical template for every face.
+    """
+
+    model_type = "poi"
+    sub_configs_defaults = {"pin_config": SubConfigSpec(PINConfig), "trn_config": SubConfigSpec(TRNConfig)}
+    keys_to_ignore_at_inference = ["pin_member_logits", "pin_au_logits", "pin_soft_labels"]
+
+    pin_config: dict | PINConfig | None = None
+    trn_config: dict | TRNConfig | None = None
+    temperature: float = 2.0
+    transfer_beta: float = 1.0
+    transfer_ramp_epochs: float = 5.0
+    uncertainty_weight: float = 1.0
+    uncertainty_regularizer: str = "log"
+    au_loss_weight: float = 0.1
+    mutual_weight: float = 1.0
+    pin_loss_weight: float = 1.0
+    use_pin_soft_labels: bool = True
+    use_uncertainty: bool = True
+    use_dynamic_transfer: bool = True
+    use_mutual_learning: bool = True
+    use_au_loss: bool = True
+    use_landmarks: bool = True
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        pin_classes, trn_classes = self.pin_config.id2label, self.trn_config.id2label
+        if pin_classes != trn_classes:
+            raise ValueError(f"PIN and TRN must share their classes: PIN {pin_classes}, TRN {trn_classes}.")
+        self.id2label, self.label2id = dict(pin_classes), dict(self.pin_config.label2id)
+        if self.uncertainty_regularizer not in REGULARIZERS:
+            raise ValueError(f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}.")
+
+
+__all__ = ["POIConfig"]

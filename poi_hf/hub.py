@@ -1,0 +1,140 @@
+"""Exports and model cards: standalone TRN/PIN folders (safetensors + config + preprocessor config + README.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from transformers import BaseImageProcessor, PreTrainedModel
+
+from . import __version__
+
+CARD_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
+
+CARD_TEMPLATE = """
+# {title}
+
+{summary}
+
+- **Method**: POI-R, a documented reconstruction of "Prior-based Objective Inference Mining Potential Uncertainty
+  for Facial Expression Recognition" (Liu et al., arXiv 2411.13024), trained with poi_hf {version}. The package's
+  `docs/method.md` lists every choice the paper's abstract does not fix.
+- **Classes** (in output order): {classes}
+- **Input**: {image_size}x{image_size} RGB face crops, aligned like the training data (the image processor converts
+  grayscale/RGBA to RGB and resizes).
+- **Training data**: {dataset}
+
+## Use
+
+```python
+import poi_hf  # or pass trust_remote_code=True without poi_hf installed
+from transformers import pipeline
+
+classify = pipeline("image-classification", model="{repo_id}")
+classify("face.jpg", top_k={num_labels})
+```
+{extra}
+## Evaluation
+
+{metrics_table}
+
+## Training hyperparameters
+
+```json
+{hyperparameters}
+```
+"""
+
+
+def metrics_table(metrics: Mapping[str, float]) -> str:
+    """A markdown table of the metrics a card reports."""
+    rows = [f"| {name} | {metrics[name]:.4f} |" for name in CARD_METRICS if name in metrics]
+    return "\n".join(["| metric | value |", "|---|---|", *rows]) if rows else "No evaluation results recorded."
+
+
+def model_card(
+    model: PreTrainedModel,
+    *,
+    repo_id: str,
+    dataset_name: str,
+    dataset_id: str | None = None,
+    metrics: Mapping[str, float] | None = None,
+    split: str = "test",
+    hyperparameters: Mapping | None = None,
+) -> ModelCard:
+    """A model card with `model-index` for a standalone TRN or PIN checkpoint.
+
+    Args:
+        model: the exported `TRNForImageClassification` or `PINForImageClassification`.
+        repo_id: the Hub id (or local name) shown in the usage snippet.
+        dataset_name: human-readable training data, e.g. "SynFER (30% symmetric noise)".
+        dataset_id: Hub dataset id for the card's ``datasets`` field, when there is one.
+        metrics: evaluation results (keys from `poi_hf.metrics.classification_metrics`) on ``split``.
+    """
+    config = model.config
+    is_trn = config.model_type == "poi_trn"
+    metrics = dict(metrics or {})
+    eval_results = [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Facial expression recognition",
+            dataset_type=dataset_id or dataset_name.split()[0].lower(),
+            dataset_name=dataset_name,
+            dataset_split=split,
+            metric_type=name,
+            metric_name=name.replace("_", " "),
+            metric_value=round(float(metrics[name]), 4),
+        )
+        for name in CARD_METRICS
+        if name in metrics
+    ]
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        license="apache-2.0",
+        tags=["facial-expression-recognition", "emotion", "poi-r", "label-noise", "poi_hf"],
+        datasets=[dataset_id] if dataset_id else None,
+        metrics=[name for name in CARD_METRICS if name in metrics] or None,
+        model_name=repo_id,
+        eval_results=eval_results or None,
+    )
+    summary = (
+        "Target Recognition Network (TRN) of POI-R: the deployed facial expression classifier. Besides `logits` it "
+        "returns `confidence`, its trust in a sample's label (low for ambiguous faces)."
+        if is_trn
+        else "Prior Inference Network (PIN) of POI-R: facial-region branches guided by an AU-emotion prior, "
+        "aggregated into an emotion distribution (`soft_labels`) with per-region contributions."
+    )
+    extra = "" if is_trn else "\nPIN also takes `landmarks` (B, 5, 2) in [0, 1]; without them it uses its template.\n"
+    text = CARD_TEMPLATE.format(
+        title=f"{'TRN' if is_trn else 'PIN'} — POI-R facial expression recognition",
+        summary=summary,
+        version=__version__,
+        classes=", ".join(config.id2label[i] for i in range(config.num_labels)),
+        image_size=config.image_size,
+        dataset=dataset_name,
+        repo_id=repo_id,
+        num_labels=config.num_labels,
+        extra=extra,
+        metrics_table=metrics_table(metrics),
+        hyperparameters=json.dumps(dict(hyperparameters or {}), indent=2, sort_keys=True, default=str),
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
+
+
+def export_submodel(
+    model: PreTrainedModel,
+    output_dir: str | Path,
+    image_processor: BaseImageProcessor,
+    card: ModelCard,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write a standalone checkpoint: safetensors + config + preprocessor config + README.md (+ remote code)."""
+    output_dir = Path(output_dir)
+    model.save_pretrained(output_dir, state_dict=dict(state_dict) if state_dict is not None else None)
+    image_processor.save_pretrained(output_dir)
+    card.save(output_dir / "README.md")
+    return output_dir

@@ -1,0 +1,189 @@
+"""POI-R losses, pure torch. Every term is returned on its own (for logging and ablations) next to the total.
+
+Notation: B batch, C classes, K regions (+1 global branch = M members), A AUs, T temperature.
+
+PIN (`pin_losses`):
+    ce      mean over the M members of CE(z_k, y) (or of the soft-target CE when ``soft_labels`` are given)
+    au      BCE of each region's AU logits against the AU pseudo-target ``P[y]`` (soft: ``d^T P``), only on the AUs
+            the region can show (``G``); small weight, so priors guide and do not dominate
+    mutual  T^2 * KL(s || softmax(z_k / T)) of every member toward the detached aggregated soft label ``s``
+
+TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached soft label:
+    ce         mean_i alpha_i * CE(z_i, y_i)
+    transfer   mean_i beta(e) * (1 - alpha_i) * T^2 * KL(s_i || softmax(z_i / T))
+    alpha_reg  keeps alpha from collapsing: ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank")
+"""
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample CE against a distribution. logits (..., C), targets (..., C) -> (...)."""
+    return -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def kl_to_target(target: torch.Tensor, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-sample ``T^2 * KL(target || softmax(logits / T))``. target (..., C), logits (..., C) -> (...)."""
+    log_probs = F.log_softmax(logits / temperature, dim=-1)
+    return temperature**2 * (target * (target.clamp_min(1e-12).log() - log_probs)).sum(-1)
+
+
+def transfer_weight(epoch: float, beta_max: float, ramp_epochs: float, dynamic: bool = True) -> float:
+    """``beta(e)`` of dynamic knowledge transfer: ``beta_max * exp(-5 (1 - e / R)^2)`` for e < R, then ``beta_max``.
+
+    PIN is unreliable in the first epochs, so its soft labels fade in (the sigmoid-shaped ramp-up of Laine & Aila,
+    ICLR 2017). ``dynamic=False`` uses ``beta_max`` from the first step (ablation).
+    """
+    if not dynamic or ramp_epochs <= 0 or epoch >= ramp_epochs:
+        return beta_max
+    return beta_max * math.exp(-5.0 * (1.0 - max(epoch, 0.0) / ramp_epochs) ** 2)
+
+
+def pin_losses(
+    member_logits: torch.Tensor,
+    au_logits: torch.Tensor,
+    soft_labels: torch.Tensor,
+    labels: torch.Tensor,
+    au_prior: torch.Tensor,
+    region_aus: torch.Tensor,
+    temperature: float,
+    target_distribution: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """PIN's loss terms, each a scalar, unweighted.
+
+    Args:
+        member_logits: (B, M, C) region branches then the global branch.
+        au_logits: (B, K, A) region AU logits.
+        soft_labels: (B, C) aggregated soft label ``s`` (detached here for mutual learning).
+        labels: (B,) hard labels.
+        au_prior: (C, A) ``P``; region_aus: (K, A) ``G``.
+        temperature: ``T`` of the member distributions.
+        target_distribution: (B, C) annotation distribution (e.g. FERPlus votes) used instead of ``labels``.
+    """
+    member_logits, au_logits = member_logits.float(), au_logits.float()
+    members = member_logits.shape[1]
+    if target_distribution is None:
+        target = F.one_hot(labels, member_logits.shape[-1]).to(member_logits.dtype)
+    else:
+        target = target_distribution.to(member_logits.dtype)
+    ce = soft_cross_entropy(member_logits, target.unsqueeze(1).expand(-1, members, -1)).mean()
+
+    au_target = (target @ au_prior).unsqueeze(1).expand_as(au_logits)  # (B, K, A)
+    mask = region_aus.unsqueeze(0).expand_as(au_logits)
+    au_bce = F.binary_cross_entropy_with_logits(au_logits, au_target, weight=mask, reduction="sum")
+    au = au_bce / mask.sum().clamp_min(1.0)
+
+    ensemble = soft_labels.detach().float().unsqueeze(1).expand_as(member_logits)
+    mutual = kl_to_target(ensemble, member_logits, temperature).mean()
+    return {"ce": ce, "au": au, "mutual": mutual}
+
+
+def uncertainty_regularizer(confidence: torch.Tensor, kind: str, margin: float = 0.15, high_ratio: float = 0.7) -> torch.Tensor:
+    """Keeps the confidence ``alpha`` (B,) from collapsing to 0.
+
+    "log": ``-mean log alpha``. Minimising ``alpha * l_i - log alpha`` gives ``alpha_i = min(1, 1 / l_i)``-like
+    trust: samples whose label the model cannot fit (large ``l_i``) get low alpha.
+    "rank": SCN's rank regularisation (Wang et al., CVPR 2020): the mean alpha of the top ``high_ratio`` of the
+    batch must exceed that of the rest by ``margin``.
+    """
+    if kind == "log":
+        return -confidence.clamp_min(1e-6).log().mean()
+    if kind == "rank":
+        ordered, _ = confidence.sort(descending=True)
+        split = max(1, min(len(ordered) - 1, int(round(high_ratio * len(ordered)))))
+        return F.relu(margin - (ordered[:split].mean() - ordered[split:].mean()))
+    raise ValueError(f"Unknown uncertainty regularizer {kind!r}; expected 'log' or 'rank'.")
+
+
+def trn_losses(
+    logits: torch.Tensor,
+    confidence: torch.Tensor,
+    labels: torch.Tensor,
+    pin_soft_labels: torch.Tensor | None,
+    beta: float,
+    temperature: float,
+    regularizer: str = "log",
+    target_distribution: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """TRN's loss terms (scalars, each already multiplied by its sample weights but not by lambda).
+
+    Args:
+        logits: (B, C) TRN logits ``z``.
+        confidence: (B,) ``alpha`` in (0, 1), or None-equivalent constant when uncertainty is switched off.
+        labels: (B,) hard labels.
+        pin_soft_labels: (B, C) PIN's soft label ``s`` (detached here), or None to drop the transfer term.
+        beta: the transfer weight ``beta(e)`` for this step.
+        temperature: ``T``.
+        regularizer: see `uncertainty_regularizer`.
+        target_distribution: (B, C) annotation distribution used instead of ``labels`` for the CE term.
+    """
+    logits, confidence = logits.float(), confidence.float()
+    if target_distribution is None:
+        ce_per_sample = F.cross_entropy(logits, labels, reduction="none")
+    else:
+        ce_per_sample = soft_cross_entropy(logits, target_distribution.float())
+    terms = {"ce": (confidence * ce_per_sample).mean()}
+    if pin_soft_labels is not None:
+        kl = kl_to_target(pin_soft_labels.detach().float(), logits, temperature)
+        terms["transfer"] = beta * ((1.0 - confidence) * kl).mean()
+    terms["alpha_reg"] = uncertainty_regularizer(confidence, regularizer)
+    return terms
+
+
+def joint_losses(
+    config,
+    outputs,
+    labels: torch.Tensor,
+    au_prior: torch.Tensor,
+    region_aus: torch.Tensor,
+    beta: float,
+    soft_labels: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The POI-R training loss with its terms, as `POITrainer` logs them.
+
+    Args:
+        config: a `POIConfig` (weights and switches).
+        outputs: a `POIOutput` (TRN logits/confidence and PIN member, AU and soft-label outputs).
+        labels: (B,) hard (possibly noisy) labels.
+        au_prior: (C, A); region_aus: (K, A).
+        beta: ``beta(e)`` from `transfer_weight`.
+        soft_labels: (B, C) annotation distribution (e.g. FERPlus votes) when the dataset has one.
+
+    Returns:
+        ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
+        (each with its weight applied, a switched-off term is absent), and detached statistics ``alpha_mean`` and
+        ``pin_agreement`` (share of samples whose label is PIN's top class).
+    """
+    pin = pin_losses(
+        outputs.pin_member_logits, outputs.pin_au_logits, outputs.pin_soft_labels, labels, au_prior, region_aus,
+        config.pin_config.temperature, soft_labels,
+    )
+    terms = {"pin_ce": config.pin_loss_weight * pin["ce"]}
+    if config.use_au_loss:
+        terms["pin_au"] = config.pin_loss_weight * config.au_loss_weight * pin["au"]
+    if config.use_mutual_learning:
+        terms["pin_mutual"] = config.pin_loss_weight * config.mutual_weight * pin["mutual"]
+
+    transfer_on = config.use_pin_soft_labels
+    if config.use_uncertainty:
+        confidence = outputs.confidence
+    else:
+        confidence = torch.full_like(outputs.confidence, 0.5 if transfer_on else 1.0)
+    trn = trn_losses(
+        outputs.logits, confidence, labels, outputs.pin_soft_labels if transfer_on else None, beta,
+        config.temperature, config.uncertainty_regularizer, soft_labels,
+    )
+    terms["trn_ce"] = trn["ce"]
+    if transfer_on:
+        terms["trn_transfer"] = trn["transfer"]
+    if config.use_uncertainty:
+        terms["alpha_reg"] = config.uncertainty_weight * trn["alpha_reg"]
+
+    total = sum(terms.values())
+    terms["loss"] = total
+    terms["alpha_mean"] = confidence.detach().float().mean()
+    terms["pin_agreement"] = (outputs.pin_soft_labels.detach().argmax(-1) == labels).float().mean()
+    return terms

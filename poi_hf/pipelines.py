@@ -1,0 +1,163 @@
+"""``pipeline("facial-expression-recognition")``: photos in the wild -> per-face emotion distributions.
+
+Each face is detected (YuNet, 5 landmarks), aligned to the training template and classified by the TRN; when a PIN
+checkpoint is available it also reports PIN's distribution and which facial regions drove it::
+
+    import poi_hf  # registers the task
+    from transformers import pipeline
+
+    fer = pipeline("facial-expression-recognition", model="outputs/run/trn")  # finds outputs/run/pin itself
+    faces = fer("group_photo.jpg")
+    faces[0]["label"], faces[0]["confidence"], faces[0]["regions"]
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoImageProcessor, AutoModelForImageClassification, Pipeline, PreTrainedModel
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .faces import DEFAULT_CROP_SIZE, FaceDetector, NoFaceError, crop_faces, load_face_detector, transform_points
+from .pin import PINForImageClassification
+
+TASK = "facial-expression-recognition"
+
+
+def find_sibling_pin(model: PreTrainedModel) -> Path | None:
+    """The ``pin/`` checkpoint next to a local ``trn/`` checkpoint (the layout `examples/train.py` writes), if any."""
+    candidate = Path(model.name_or_path).parent / "pin"
+    return candidate if (candidate / "config.json").is_file() else None
+
+
+class FacialExpressionRecognitionPipeline(Pipeline):
+    """Detect, align and classify every face of an image.
+
+    Args:
+        model: a TRN checkpoint (`TRNForImageClassification` or any image classifier trained on aligned crops).
+        pin_model: a PIN checkpoint (path or `PINForImageClassification`) for per-region explanations; ``None``
+            looks for a sibling ``pin/`` folder of a local TRN checkpoint; ``False`` turns PIN off.
+        face_detector: a `FaceDetector`, or a backend name for `load_face_detector` (default ``"auto"``).
+        crop_size: side of the aligned crops before the image processor resizes them for the model.
+        crop_style: landmark template of the training data (see `poi_hf.priors.landmark_template`).
+
+    Call arguments:
+        allow_no_face (`bool`, defaults to `False`): return ``[]`` for an image without faces instead of raising
+            `NoFaceError`.
+
+    Returns, for each image, a list with one dict per face (left to right):
+        - ``box``: ``{"xmin", "ymin", "xmax", "ymax"}`` in pixels of the loaded image (images with a side over
+          `poi_hf.faces.MAX_IMAGE_SIDE` are downscaled first);
+        - ``detection_score``, ``landmarks`` (5 ``[x, y]``, image pixels);
+        - ``label``, ``score``: the TRN's top class and its probability; ``distribution``: ``{label: probability}``;
+        - ``confidence``: the TRN's uncertainty-head output α in (0, 1);
+        - with a PIN: ``pin_distribution`` and ``regions``: per region (and ``"global"``) its ``contribution`` to PIN's
+          probability of ``label`` (summing to 1) and, for facial regions, its ``polygon`` (4 image-pixel corners).
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(
+        self,
+        *args,
+        pin_model: str | os.PathLike | PINForImageClassification | bool | None = None,
+        face_detector: FaceDetector | str = "auto",
+        crop_size: int = DEFAULT_CROP_SIZE,
+        crop_style: str = "arcface",
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.face_detector = load_face_detector(face_detector) if isinstance(face_detector, str) else face_detector
+        self.crop_size = crop_size
+        self.crop_style = crop_style
+        if pin_model is None:
+            pin_model = find_sibling_pin(self.model)
+        self.pin_model, self.pin_image_processor = None, None
+        if pin_model:
+            if not isinstance(pin_model, PINForImageClassification):
+                pin_model = PINForImageClassification.from_pretrained(pin_model)
+            if pin_model.config.id2label != self.model.config.id2label:
+                raise ValueError(f"The PIN's classes {pin_model.config.id2label} differ from the TRN's "
+                                 f"{self.model.config.id2label}.")
+            self.pin_model = pin_model.to(self.device).eval()
+            self.pin_image_processor = AutoImageProcessor.from_pretrained(pin_model.name_or_path)
+
+    def _sanitize_parameters(self, allow_no_face: bool | None = None):
+        return ({} if allow_no_face is None else {"allow_no_face": allow_no_face}), {}, {}
+
+    def preprocess(self, image, allow_no_face: bool = False) -> dict[str, Any]:
+        crops = crop_faces(image, self.face_detector, self.crop_size, self.crop_style)
+        if not crops and not allow_no_face:
+            raise NoFaceError("No face found in the image. Use a photo with a visible, roughly frontal face of at "
+                              "least 20 pixels, or pass allow_no_face=True to get an empty result.")
+        inputs: dict[str, Any] = {"crops": crops}
+        if crops:
+            images = [crop.image for crop in crops]
+            inputs["pixel_values"] = self.image_processor(images, return_tensors="pt")["pixel_values"]
+            if self.pin_model is not None:
+                inputs["pin_pixel_values"] = self.pin_image_processor(images, return_tensors="pt")["pixel_values"]
+                inputs["landmarks"] = torch.from_numpy(np.stack([crop.normalized_landmarks for crop in crops]))
+        return inputs
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        outputs = {"crops": model_inputs["crops"]}
+        if not outputs["crops"]:
+            return outputs
+        trn = self.model(pixel_values=model_inputs["pixel_values"].to(self.dtype))
+        outputs["probabilities"] = trn.logits.float().softmax(-1)
+        outputs["confidence"] = trn.confidence.float()
+        if self.pin_model is not None:
+            pin = self.pin_model(pixel_values=model_inputs["pin_pixel_values"].to(self.pin_model.dtype),
+                                 landmarks=model_inputs["landmarks"])
+            outputs.update(pin_probabilities=pin.soft_labels.float(), region_contributions=pin.region_contributions,
+                           region_boxes=pin.region_boxes)
+        return outputs
+
+    def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, Any]]:
+        id2label = self.model.config.id2label
+        results = []
+        for index, crop in enumerate(model_outputs["crops"]):
+            probabilities = model_outputs["probabilities"][index].tolist()
+            top = int(np.argmax(probabilities))
+            x_min, y_min, x_max, y_max = (round(float(value)) for value in crop.face.box)
+            result = {
+                "box": {"xmin": x_min, "ymin": y_min, "xmax": x_max, "ymax": y_max},
+                "detection_score": crop.face.score,
+                "landmarks": crop.face.landmarks.tolist(),
+                "label": id2label[top],
+                "score": probabilities[top],
+                "confidence": float(model_outputs["confidence"][index]),
+                "distribution": {id2label[i]: p for i, p in enumerate(probabilities)},
+            }
+            if self.pin_model is not None:
+                result.update(self._explain(model_outputs, index, top, crop.matrix))
+            results.append(result)
+        return results
+
+    def _explain(self, model_outputs: dict[str, Any], index: int, label: int, matrix: np.ndarray) -> dict[str, Any]:
+        """PIN's distribution and each member's share of PIN's probability for ``label`` (regions, then global)."""
+        config = self.pin_model.config
+        contributions = model_outputs["region_contributions"][index, :, label].float()
+        contributions = (contributions / contributions.sum().clamp_min(1e-12)).tolist()
+        inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+        boxes = model_outputs["region_boxes"][index].float().numpy() * self.crop_size  # (K, 4, 2) crop pixels
+        regions = [
+            {"name": name, "contribution": share, "polygon": transform_points(box, inverse).tolist()}
+            for name, share, box in zip(config.region_names, contributions, boxes)
+        ]
+        regions.append({"name": "global", "contribution": contributions[-1]})
+        pin = model_outputs["pin_probabilities"][index].tolist()
+        return {"pin_distribution": {config.id2label[i]: p for i, p in enumerate(pin)}, "regions": regions}
+
+
+PIPELINE_REGISTRY.register_pipeline(
+    TASK,
+    pipeline_class=FacialExpressionRecognitionPipeline,
+    pt_model=AutoModelForImageClassification,
+    type="image",
+)

@@ -1,0 +1,175 @@
+"""POITrainer: `transformers.Trainer` with the POI-R joint loss, the epoch-aware transfer ramp, per-term logging,
+FER metrics, and standalone TRN/PIN exports next to every checkpoint."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .data import class_balanced_sampler
+from .hub import export_submodel, model_card
+from .losses import joint_losses, transfer_weight
+from .metrics import classification_metrics
+
+SUMMARY_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true", "pin_accuracy")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def build_compute_metrics(label_names: Sequence[str]) -> Callable[[EvalPrediction], dict[str, float]]:
+    """Metrics of the TRN (plain names) and of PIN's soft label (``pin_*``) against the clean labels when the
+    dataset has them (noise benchmarks), else the given labels; ``kl_true`` when a true distribution is known."""
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        logits, confidence, pin_logits = prediction.predictions
+        label_ids = prediction.label_ids if isinstance(prediction.label_ids, tuple) else (prediction.label_ids,)
+        targets = dict(zip(label_names, label_ids))
+        labels = targets.get("clean_labels", targets["labels"]).astype(np.int64)
+        true_distribution = targets.get("true_distribution")
+        metrics = classification_metrics(softmax(logits), labels, true_distribution)
+        pin = classification_metrics(softmax(pin_logits), labels, true_distribution)
+        metrics.update({f"pin_{name}": value for name, value in pin.items()})
+        metrics["confidence_mean"] = float(np.mean(confidence))
+        return metrics
+
+    return compute_metrics
+
+
+def summarize_history(log_history: Sequence[Mapping[str, Any]], last: int = 5) -> dict[str, dict[str, float]]:
+    """Best epoch and mean of the last ``last`` evaluations (the field's convention) for each summary metric."""
+    evaluations = [entry for entry in log_history if "eval_accuracy" in entry]
+    if not evaluations:
+        return {}
+    best = max(evaluations, key=lambda entry: entry["eval_accuracy"])
+    summary = {"best": {"epoch": best.get("epoch", 0.0)}, f"last{last}_mean": {}, f"last{last}_std": {}}
+    for name in SUMMARY_METRICS:
+        key = f"eval_{name}"
+        if key not in best:
+            continue
+        tail = [entry[key] for entry in evaluations[-last:]]
+        summary["best"][name] = best[key]
+        summary[f"last{last}_mean"][name] = float(np.mean(tail))
+        summary[f"last{last}_std"][name] = float(np.std(tail))
+    return summary
+
+
+@dataclass
+class POITrainingArguments(TrainingArguments):
+    """TrainingArguments with defaults for image FER (the bare command trains a real model on CPU in minutes)."""
+
+    output_dir: str | None = field(default="outputs/poi-synfer")
+    num_train_epochs: float = field(default=8.0)
+    per_device_train_batch_size: int = field(default=64)
+    per_device_eval_batch_size: int = field(default=128)
+    learning_rate: float = field(default=2e-3)
+    weight_decay: float = field(default=5e-4)
+    lr_scheduler_type: str = field(default="cosine")
+    warmup_steps: float = field(default=0.05)
+    eval_strategy: str = field(default="epoch")
+    save_strategy: str = field(default="epoch")
+    save_total_limit: int | None = field(default=2)
+    logging_steps: float = field(default=10)
+    remove_unused_columns: bool = field(default=False)
+    report_to: str | None = field(default="none")
+    seed: int = field(default=42)
+
+
+class POITrainer(Trainer):
+    """Trains a `POIModel` (PIN + TRN).
+
+    ``compute_loss`` returns the per-batch mean of the joint loss, so the Trainer divides it by the gradient
+    accumulation steps itself (``loss_is_scaled_for_ga = False``). ``beta(e)`` reads the fractional epoch from the
+    trainer state, which a resumed run restores.
+
+    Args:
+        balanced_sampling: draw training samples with class-balanced weights (AffectNet's imbalance).
+        card_info: ``dataset_name``, ``dataset_id``, ``repo_id`` and ``hyperparameters`` for the model cards.
+        Everything else goes to `transformers.Trainer`; pass the image processor as ``processing_class``.
+    """
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, balanced_sampling: bool = False, card_info: Mapping[str, Any] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.balanced_sampling = balanced_sampling
+        self.card_info = dict(card_info or {})
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_steps = 0
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.balanced_sampling:
+            return class_balanced_sampler(train_dataset if train_dataset is not None else self.train_dataset)
+        return super()._get_train_sampler(train_dataset)
+
+    def current_beta(self) -> float:
+        config = self.accelerator.unwrap_model(self.model).config
+        return transfer_weight(
+            self.state.epoch or 0.0, config.transfer_beta, config.transfer_ramp_epochs, config.use_dynamic_transfer
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(pixel_values=inputs["pixel_values"], landmarks=inputs.get("landmarks"))
+        unwrapped = self.accelerator.unwrap_model(model)
+        terms = joint_losses(
+            unwrapped.config, outputs, inputs["labels"], unwrapped.pin.priors.au_prior,
+            unwrapped.pin.priors.region_aus, self.current_beta(), inputs.get("soft_labels"),
+        )
+        if model.training:
+            for name, value in terms.items():
+                self._term_sums[name] = self._term_sums.get(name, 0.0) + value.detach()
+            self._term_steps += 1
+        return (terms["loss"], outputs) if return_outputs else terms["loss"]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._term_steps:  # a training log: add the mean of every term since the last one
+            for name, total in self._term_sums.items():
+                if name != "loss":
+                    logs[name] = round(float(total) / self._term_steps, 5)
+            logs["beta"] = round(self.current_beta(), 5)
+            self._term_sums, self._term_steps = {}, 0
+        super().log(logs, start_time)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        checkpoint_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        latest = next((entry for entry in reversed(self.state.log_history) if "eval_accuracy" in entry), {})
+        self.export(checkpoint_dir, {name[len("eval_"):]: value for name, value in latest.items()}, split="validation")
+
+    def export(self, output_dir: str | os.PathLike, metrics: Mapping[str, float] | None = None, split: str = "test") -> None:
+        """Write standalone ``trn/`` and ``pin/`` checkpoints with model cards into ``output_dir``.
+
+        Collective under FSDP (the full state dict is gathered), so every rank must call it; rank 0 writes.
+        """
+        state_dict = self.accelerator.get_state_dict(self.model)
+        if not self.args.should_save:
+            return
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        metrics = dict(metrics or {})
+        for name in ("trn", "pin"):
+            submodel = getattr(unwrapped, name)
+            prefix = f"{name}."
+            sub_state = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
+            sub_metrics = metrics if name == "trn" else {
+                key[len("pin_"):]: value for key, value in metrics.items() if key.startswith("pin_")
+            }
+            card = model_card(
+                submodel,
+                repo_id=self.card_info.get("repo_id", f"poi-r-{name}"),
+                dataset_name=self.card_info.get("dataset_name", "unknown"),
+                dataset_id=self.card_info.get("dataset_id"),
+                metrics=sub_metrics,
+                split=split,
+                hyperparameters=self.card_info.get("hyperparameters"),
+            )
+            export_submodel(submodel, Path(output_dir) / name, self.processing_class, card, sub_state)

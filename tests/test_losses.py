@@ -1,0 +1,145 @@
+"""POI-R losses against hand-computed values; each switch removes exactly its term."""
+
+import math
+
+import pytest
+import torch
+
+from poi_hf import POIConfig, POIModel
+from poi_hf.losses import (
+    joint_losses,
+    kl_to_target,
+    pin_losses,
+    soft_cross_entropy,
+    transfer_weight,
+    trn_losses,
+    uncertainty_regularizer,
+)
+from poi_hf.presets import tiny_pin_config, tiny_trn_config
+
+LN3 = math.log(3.0)
+
+
+def test_soft_cross_entropy_and_kl_by_hand():
+    logits = torch.tensor([[0.0, LN3]])  # softmax = [0.25, 0.75]
+    assert soft_cross_entropy(logits, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(-math.log(0.75))
+    assert soft_cross_entropy(logits, torch.tensor([[0.5, 0.5]])).item() == pytest.approx(
+        -(0.5 * math.log(0.25) + 0.5 * math.log(0.75)))
+    # T = 2: softmax([0, 2 ln 3] / 2) = [0.25, 0.75]; KL([1, 0] || that) = ln 4; times T^2 = 4
+    assert kl_to_target(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2 * LN3]]), 2.0).item() == pytest.approx(
+        4 * math.log(4.0))
+    assert kl_to_target(torch.tensor([[0.5, 0.5]]), torch.zeros(1, 2), 3.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_transfer_ramp():
+    assert transfer_weight(0.0, 2.0, 4.0) == pytest.approx(2.0 * math.exp(-5.0))
+    assert transfer_weight(2.0, 2.0, 4.0) == pytest.approx(2.0 * math.exp(-1.25))
+    assert transfer_weight(4.0, 2.0, 4.0) == transfer_weight(9.0, 2.0, 4.0) == 2.0
+    assert transfer_weight(0.0, 2.0, 4.0, dynamic=False) == 2.0
+    weights = [transfer_weight(e / 4, 1.0, 4.0) for e in range(20)]
+    assert weights == sorted(weights)
+
+
+def test_uncertainty_regularizers_by_hand():
+    assert uncertainty_regularizer(torch.tensor([0.5, 1.0]), "log").item() == pytest.approx(math.log(2) / 2)
+    # rank: top 70% of 4 = 3 samples; margin 0.15 - (0.5 - 0.45) = 0.1
+    assert uncertainty_regularizer(torch.tensor([0.5, 0.45, 0.5, 0.5]), "rank").item() == pytest.approx(0.1)
+    assert uncertainty_regularizer(torch.tensor([0.9, 0.8, 0.7, 0.1]), "rank").item() == 0.0
+    with pytest.raises(ValueError, match="Unknown uncertainty regularizer"):
+        uncertainty_regularizer(torch.tensor([0.5]), "entropy")
+
+
+def test_trn_losses_by_hand():
+    logits = torch.tensor([[0.0, LN3]])
+    terms = trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), beta=0.5,
+                       temperature=2.0)
+    assert terms["ce"].item() == pytest.approx(0.4 * -math.log(0.75))
+    # softmax([0, ln 3] / 2) = [1, sqrt 3] / (1 + sqrt 3): KL([1, 0] || .) = ln(1 + sqrt 3)
+    assert terms["transfer"].item() == pytest.approx(0.5 * 0.6 * 4 * math.log(1 + math.sqrt(3)), rel=1e-5)
+    assert terms["alpha_reg"].item() == pytest.approx(-math.log(0.4))
+    assert "transfer" not in trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), None, 0.5, 2.0)
+
+
+def test_pin_losses_by_hand():
+    au_prior = torch.tensor([[1.0, 0.5], [0.0, 0.0]])  # class 0 shows AU a strongly, AU b often
+    region_aus = torch.tensor([[1.0, 0.0]])  # the one region can only show AU a
+    members = torch.zeros(1, 2, 2)
+    terms = pin_losses(members, torch.zeros(1, 1, 2), torch.full((1, 2), 0.5), torch.tensor([0]), au_prior,
+                       region_aus, temperature=2.0)
+    assert terms["ce"].item() == pytest.approx(math.log(2))
+    assert terms["au"].item() == pytest.approx(math.log(2))  # BCE(0, 1) on AU a only; AU b is masked out
+    assert terms["mutual"].item() == pytest.approx(0.0, abs=1e-7)
+    soft = pin_losses(members + torch.tensor([0.0, LN3]), torch.zeros(1, 1, 2), torch.full((1, 2), 0.5),
+                      torch.tensor([0]), au_prior, region_aus, 2.0, target_distribution=torch.tensor([[0.5, 0.5]]))
+    assert soft["ce"].item() == pytest.approx(-(0.5 * math.log(0.25) + 0.5 * math.log(0.75)))
+    assert soft["au"].item() == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(torch.zeros(1), torch.tensor([0.5])).item())
+
+
+@pytest.fixture(scope="module")
+def joint_inputs():
+    torch.manual_seed(0)
+    model = POIModel(POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config()))
+    with torch.no_grad():
+        outputs = model(torch.randn(6, 3, 48, 48))
+    return model, outputs, torch.tensor([0, 1, 2, 3, 4, 5])
+
+
+SWITCHES = {
+    "use_au_loss": "pin_au",
+    "use_mutual_learning": "pin_mutual",
+    "use_pin_soft_labels": "trn_transfer",
+    "use_uncertainty": "alpha_reg",
+}
+
+
+def _terms(model, outputs, labels, beta=0.7, **switches):
+    config = POIConfig(pin_config=model.config.pin_config, trn_config=model.config.trn_config, **switches)
+    return joint_losses(config, outputs, labels, model.pin.priors.au_prior, model.pin.priors.region_aus, beta)
+
+
+def test_joint_total_is_sum_of_terms(joint_inputs):
+    terms = _terms(*joint_inputs)
+    parts = ("pin_ce", "pin_au", "pin_mutual", "trn_ce", "trn_transfer", "alpha_reg")
+    assert set(parts) < set(terms)
+    assert terms["loss"].item() == pytest.approx(sum(terms[name].item() for name in parts), rel=1e-6)
+
+
+@pytest.mark.parametrize("switch, term", SWITCHES.items())
+def test_each_switch_removes_exactly_its_term(joint_inputs, switch, term):
+    full = _terms(*joint_inputs)
+    ablated = _terms(*joint_inputs, **{switch: False})
+    assert term not in ablated and term in full
+    # Without uncertainty alpha is fixed, which re-weighs the alpha-dependent TRN terms (next test).
+    alpha_terms = ("trn_ce", "trn_transfer", "alpha_mean") if switch == "use_uncertainty" else ()
+    for name in set(full) - {term, "loss", *alpha_terms}:
+        assert ablated[name].item() == pytest.approx(full[name].item(), rel=1e-6), name
+
+
+def test_uncertainty_off_fixes_alpha(joint_inputs):
+    model, outputs, labels = joint_inputs
+    plain_ce = torch.nn.functional.cross_entropy(outputs.logits, labels).item()
+    assert _terms(*joint_inputs, use_uncertainty=False)["trn_ce"].item() == pytest.approx(0.5 * plain_ce, rel=1e-6)
+    no_transfer = _terms(*joint_inputs, use_uncertainty=False, use_pin_soft_labels=False)
+    assert no_transfer["trn_ce"].item() == pytest.approx(plain_ce, rel=1e-6)
+
+
+def test_beta_scales_only_the_transfer_term(joint_inputs):
+    low, high = _terms(*joint_inputs, beta=0.1), _terms(*joint_inputs, beta=0.4)
+    assert high["trn_transfer"].item() == pytest.approx(4 * low["trn_transfer"].item(), rel=1e-5)
+    assert high["trn_ce"].item() == pytest.approx(low["trn_ce"].item())
+
+
+def test_weights_scale_their_terms(joint_inputs):
+    base = _terms(*joint_inputs)
+    scaled = _terms(*joint_inputs, au_loss_weight=0.3, mutual_weight=2.0, uncertainty_weight=0.5)
+    assert scaled["pin_au"].item() == pytest.approx(3 * base["pin_au"].item(), rel=1e-6)
+    assert scaled["pin_mutual"].item() == pytest.approx(2 * base["pin_mutual"].item(), rel=1e-6)
+    assert scaled["alpha_reg"].item() == pytest.approx(0.5 * base["alpha_reg"].item(), rel=1e-6)
+
+
+def test_poi_config_checks():
+    with pytest.raises(ValueError, match="share their classes"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(["happiness", "sadness"]))
+    with pytest.raises(ValueError, match="uncertainty_regularizer"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), uncertainty_regularizer="x")

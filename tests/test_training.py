@@ -1,0 +1,202 @@
+"""POI-R training: the real script under `accelerate launch`, resume, overfit, exports, bad input, backbone weights."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForImageClassification, ResNetBackbone, TrainerCallback, pipeline
+
+from poi_hf.backbones import load_torchvision_resnet, torchvision_to_transformers_key
+from poi_hf.presets import backbone_config
+from tiny_run import flat_parameters, tiny_model, tiny_synfer, tiny_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_ARGS = ["--preset", "tiny", "--synfer_train", "64", "--synfer_validation", "24", "--synfer_test", "24",
+             "--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--logging_steps", "1",
+             "--disable_tqdm", "True"]
+
+
+def run_train(output_dir, *extra, launcher=("accelerate", "launch", "--num_processes", "1", "--cpu"), env=None):
+    command = [*launcher, str(ROOT / "examples" / "train.py"), "--output_dir", str(output_dir), *TINY_ARGS, *extra]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def synfer_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("synfer_cache")
+
+
+@pytest.mark.slow
+def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
+    output_dir = tmp_path / "run"
+    result = run_train(output_dir, "--data_dir", str(synfer_cache))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "TRN for pipeline" in result.stdout
+    for name in ("metrics.json", "training_curves.png", "confusion_matrix.png", "trn/model.safetensors",
+                 "trn/preprocessor_config.json", "trn/README.md", "pin/model.safetensors", "config.json"):
+        assert (output_dir / name).is_file(), name
+    checkpoints = sorted(output_dir.glob("checkpoint-*"))
+    assert checkpoints and all((c / "trn" / "model.safetensors").is_file() for c in checkpoints)
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert {"accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true"} <= set(metrics["test"])
+    assert {"best", "last5_mean"} <= set(metrics)
+    card = (output_dir / "trn" / "README.md").read_text()
+    assert "model-index" in card and "pipeline_tag: image-classification" in card
+
+    classify = pipeline("image-classification", model=str(output_dir / "trn"))
+    from PIL import Image
+    scores = classify(Image.new("RGB", (64, 64), "gray"), top_k=7)
+    assert len(scores) == 7 and abs(sum(s["score"] for s in scores) - 1) < 1e-5
+    assert type(AutoModelForImageClassification.from_pretrained(output_dir / "trn")).__name__ == "TRNForImageClassification"
+
+    # An output dir with checkpoints is not trained over, and nothing in it changes.
+    before = {p: p.stat().st_mtime_ns for p in output_dir.rglob("*") if p.is_file()}
+    again = run_train(output_dir, "--data_dir", str(synfer_cache))
+    assert again.returncode != 0 and "already holds checkpoints" in again.stderr
+    assert before == {p: p.stat().st_mtime_ns for p in output_dir.rglob("*") if p.is_file()}
+
+
+def test_bad_arguments_give_clear_errors(tmp_path, synfer_cache):
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(ValueError, match="Unknown dataset 'fer2099'"):
+        train.main(["--dataset", "fer2099", "--output_dir", str(tmp_path / "a")])
+    with pytest.raises(ValueError, match="needs data_dir"):
+        train.main(["--dataset", "rafdb", "--output_dir", str(tmp_path / "b")])
+    with pytest.raises(ValueError, match="choose auto or one of"):
+        train.main(["--preset", "huge", "--output_dir", str(tmp_path / "c")])
+    # a checkpoint of another architecture
+    other = tmp_path / "other" / "checkpoint-5"
+    tiny_model().trn.save_pretrained(other)
+    with pytest.raises(ValueError, match="is a 'poi_trn' checkpoint, not a POI-R training checkpoint"):
+        train.main(["--output_dir", str(tmp_path / "other"), "--resume_from_checkpoint", str(other),
+                    "--data_dir", str(synfer_cache), *TINY_ARGS])
+    with pytest.raises(ValueError, match="no checkpoint-"):
+        train.main(["--output_dir", str(tmp_path / "empty"), "--resume_from_checkpoint", "latest"])
+
+
+class StopAfterFirstSave(TrainerCallback):
+    """Ends training right after the first checkpoint, as a killed job would leave it on disk."""
+
+    def on_save(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+        return control
+
+
+def test_interrupted_run_resumes_to_the_same_parameters(tmp_path, synfer_cache):
+    dataset = tiny_synfer(synfer_cache)
+    reference = tiny_trainer(tmp_path / "full", dataset)
+    reference.train()
+    expected = flat_parameters(reference.model)
+
+    interrupted = tiny_trainer(tmp_path / "cut", dataset, callbacks=[StopAfterFirstSave()])
+    interrupted.train()
+    checkpoints = sorted((tmp_path / "cut").glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and interrupted.state.epoch == pytest.approx(1.0)
+    assert (checkpoints[0] / "trn" / "config.json").is_file()
+
+    resumed = tiny_trainer(tmp_path / "cut", dataset, model=tiny_model(seed=123))  # fresh weights, loaded back
+    resumed.train(resume_from_checkpoint=str(checkpoints[0]))
+    assert resumed.state.global_step == reference.state.global_step
+    torch.testing.assert_close(flat_parameters(resumed.model), expected, rtol=0, atol=1e-6)
+    logged = [entry["beta"] for entry in resumed.state.log_history if "beta" in entry]
+    reference_logged = [entry["beta"] for entry in reference.state.log_history if "beta" in entry]
+    assert logged[-1] == reference_logged[-1]  # the transfer ramp continued from the restored epoch
+
+
+def test_overfits_a_few_dozen_images(tmp_path, synfer_cache):
+    dataset = tiny_synfer(synfer_cache, num_train=32, augment=False)
+    dataset["train"] = dataset["train"].select(range(32))
+    trainer = tiny_trainer(tmp_path, dataset, tiny_model(transfer_ramp_epochs=0.0), num_train_epochs=60,
+                           per_device_train_batch_size=32, learning_rate=1e-2, save_strategy="no", logging_steps=5,
+                           weight_decay=0.0)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < 0.5 * losses[0]
+    trainer.model.eval()
+    batch = trainer.data_collator([dataset["train"][i] for i in range(32)])
+    with torch.no_grad():
+        predicted = trainer.model(batch["pixel_values"], batch["landmarks"]).logits.argmax(-1)
+    assert (predicted == batch["labels"]).float().mean().item() == 1.0
+
+
+class TorchvisionStyleResNet18(torch.nn.Module):
+    """The module layout (and so the state-dict keys) of torchvision's resnet18, written out for the test."""
+
+    class Block(torch.nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            nn = torch.nn
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                               if stride != 1 or cin != cout else None)
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = torch.relu(self.bn1(self.conv1(x)))
+            return torch.relu(self.bn2(self.conv2(out)) + identity)
+
+    def __init__(self, widths=(8, 8, 16, 16), stem=8):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = stem
+        for index, width in enumerate(widths, start=1):
+            stride = 1 if index == 1 else 2
+            setattr(self, f"layer{index}", nn.Sequential(self.Block(cin, width, stride), self.Block(width, width, 1)))
+            cin = width
+        self.fc = nn.Linear(cin, 10)
+
+    def forward(self, x):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+@pytest.mark.parametrize("wrap", ["plain", "module", "state_dict"])
+def test_torchvision_resnet_weights_load_into_backbone(tmp_path, wrap):
+    source = TorchvisionStyleResNet18().eval()
+    for module in source.modules():  # non-trivial BN statistics so a wrong mapping shows
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    state = source.state_dict()
+    if wrap == "module":
+        state = {f"module.{key}": value for key, value in state.items()}
+    elif wrap == "state_dict":
+        state = {"state_dict": state, "epoch": torch.tensor(3)}
+    torch.save(state, tmp_path / "resnet18_msceleb.pth")
+
+    backbone = ResNetBackbone(backbone_config("tiny")).eval()
+    report = load_torchvision_resnet(backbone, tmp_path / "resnet18_msceleb.pth", strict=True)
+    assert report.missing == [] and report.unexpected == []
+    assert sorted(report.skipped_classifier) == ["fc.bias", "fc.weight"]
+    pixels = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(backbone(pixels).feature_maps[-1], source(pixels), rtol=1e-4, atol=1e-5)
+
+
+def test_backbone_weight_errors(tmp_path):
+    backbone = ResNetBackbone(backbone_config("tiny"))
+    wider = TorchvisionStyleResNet18(widths=(16, 16, 32, 32)).state_dict()
+    with pytest.raises(ValueError, match="different ResNet"):
+        load_torchvision_resnet(backbone, wider)
+    with pytest.raises(ValueError, match="No tensor"):
+        load_torchvision_resnet(backbone, {"encoder.weight": torch.zeros(2)})
+    partial = {k: v for k, v in TorchvisionStyleResNet18().state_dict().items() if not k.startswith("layer4")}
+    assert load_torchvision_resnet(backbone, partial).missing
+    with pytest.raises(ValueError, match="do not cover"):
+        load_torchvision_resnet(backbone, partial, strict=True)
+    assert torchvision_to_transformers_key("layer2.0.downsample.1.running_mean") == \
+        "encoder.stages.1.layers.0.shortcut.normalization.running_mean"
