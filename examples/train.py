@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,41 @@ import torch
 from transformers import HfArgumentParser, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from poi_hf import POIImageProcessor
+from poi_hf import POIImageProcessor, TRNForImageClassification
 from poi_hf.backbones import load_torchvision_resnet
+from poi_hf.baselines import METHODS, BaselineSettings
 from poi_hf.configuration_poi import POIConfig
-from poi_hf.data import CROP_STYLES, LOADERS, load_fer_dataset, poi_collate, set_fer_transforms
-from poi_hf.metrics import confusion_matrix
+from poi_hf.data import CROP_STYLES, LOADERS, FEREvalTransform, load_fer_dataset, poi_collate, set_fer_transforms
+from poi_hf.metrics import auroc, confusion_matrix
 from poi_hf.modeling_poi import POIModel
 from poi_hf.plots import plot_confusion_matrix, plot_training_curves
 from poi_hf.presets import PRESETS, pin_config, trn_config
 from poi_hf.priors import check_class_names
-from poi_hf.trainer import POITrainer, POITrainingArguments, build_compute_metrics, softmax, summarize_history
+from poi_hf.trainer import (
+    BaselineTrainer,
+    POITrainer,
+    POITrainingArguments,
+    build_compute_metrics,
+    softmax,
+    summarize_history,
+)
 
 logger = logging.getLogger("poi_hf.train")
+
+
+@dataclass
+class MethodArguments(BaselineSettings):
+    method: str = field(default="poi", metadata={"help": f"One of {METHODS}: POI-R or a baseline trained alike."})
+    teacher_path: str | None = field(default=None, metadata={"help": "kd: a trained TRN folder (e.g. a ce run's trn/)."})
+    analyze_train: bool = field(
+        default=True, metadata={"help": "After training, score the train split: alpha AUROC flipped vs clean, PIN accuracy."}
+    )
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"--method {self.method!r}: choose one of {METHODS}.")
+        if self.method == "kd" and not self.teacher_path:
+            raise ValueError("--method kd needs --teacher_path, a trained TRN folder.")
 
 
 @dataclass
@@ -62,6 +85,11 @@ class DataArguments:
     synfer_label_mode: str = field(default="subjective", metadata={"help": "subjective | majority | clean."})
     synfer_seed: int = 0
     balanced_sampling: bool = field(default=False, metadata={"help": "Class-balanced sampler (AffectNet)."})
+    eval_on_test: bool = field(
+        default=False,
+        metadata={"help": "Evaluate every epoch on the test split (the FER papers' best/last-5 convention) instead "
+                          "of the validation split."},
+    )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
 
@@ -84,9 +112,9 @@ class POIArguments:
     use_landmarks: bool = field(default=True, metadata={"help": "False: PIN uses the canonical template."})
 
 
-def resolve_checkpoint(output_dir: Path, resume: str | None) -> str | None:
-    """The checkpoint to resume from ("latest" = newest in output_dir), checked to be a POI-R checkpoint; refuses to
-    start over an output_dir that already holds checkpoints, so nothing saved is overwritten."""
+def resolve_checkpoint(output_dir: Path, resume: str | None, model_type: str) -> str | None:
+    """The checkpoint to resume from ("latest" = newest in output_dir), checked to be a training checkpoint of
+    ``model_type``; refuses to start over an output_dir that already holds checkpoints, so nothing saved is lost."""
     existing = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if resume in (None, "", "False", "false"):
         if existing is not None:
@@ -101,11 +129,11 @@ def resolve_checkpoint(output_dir: Path, resume: str | None) -> str | None:
     config_file = Path(checkpoint) / "config.json"
     if not config_file.is_file():
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: no config.json there, not a checkpoint.")
-    model_type = json.loads(config_file.read_text()).get("model_type")
-    if model_type != POIConfig.model_type:
+    found = json.loads(config_file.read_text()).get("model_type")
+    if found != model_type:
         raise ValueError(
-            f"--resume_from_checkpoint {checkpoint} is a {model_type!r} checkpoint, not a POI-R training checkpoint "
-            f"({POIConfig.model_type!r}); point it at a checkpoint-* folder written by this script."
+            f"--resume_from_checkpoint {checkpoint} is a {found!r} checkpoint, not a {model_type!r} training "
+            "checkpoint of this method; point it at a checkpoint-* folder this script wrote for the same --method."
         )
     return checkpoint
 
@@ -127,8 +155,8 @@ def load_data(data_args: DataArguments, image_size: int):
                                noise_type=data_args.noise_type, noise_seed=data_args.noise_seed, **kwargs)
     if "train" not in dataset:
         raise ValueError(f"Dataset {data_args.dataset!r} has no train split (splits: {list(dataset)}).")
-    eval_split = "validation" if "validation" in dataset else "test"
-    test_split = "test" if "test" in dataset else eval_split
+    test_split = "test" if "test" in dataset else "validation"
+    eval_split = "validation" if "validation" in dataset and not data_args.eval_on_test else test_split
     for split, limit in (("train", data_args.max_train_samples), (eval_split, data_args.max_eval_samples),
                          (test_split, data_args.max_eval_samples)):
         if limit is not None:
@@ -138,61 +166,103 @@ def load_data(data_args: DataArguments, image_size: int):
     return dataset, eval_split, test_split
 
 
-def build_model(model_args: ModelArguments, poi_args: POIArguments, class_names, preset: str, image_size: int) -> POIModel:
-    config = POIConfig(
-        pin_config=pin_config(preset, class_names, image_size=image_size, use_au_prior=poi_args.use_au_prior),
-        trn_config=trn_config(preset, class_names, image_size=image_size),
-        use_au_loss=poi_args.use_au_prior,
-        **{name: value for name, value in asdict(poi_args).items() if name != "use_au_prior"},
-    )
-    model = POIModel(config)
+def build_model(model_args: ModelArguments, poi_args: POIArguments, method: str, class_names, preset: str,
+                image_size: int) -> POIModel | TRNForImageClassification:
+    """POI-R's PIN + TRN, or the TRN alone for a baseline (same backbone, same size)."""
+    trn = trn_config(preset, class_names, image_size=image_size)
+    if method != "poi":
+        model = TRNForImageClassification(trn)
+        backbones = {"trn": model.backbone}
+    else:
+        config = POIConfig(
+            pin_config=pin_config(preset, class_names, image_size=image_size, use_au_prior=poi_args.use_au_prior),
+            trn_config=trn,
+            use_au_loss=poi_args.use_au_prior,
+            **{name: value for name, value in asdict(poi_args).items() if name != "use_au_prior"},
+        )
+        model = POIModel(config)
+        backbones = {"pin": model.pin.backbone, "trn": model.trn.backbone}
     if model_args.backbone_weights:
-        for name in ("pin", "trn"):
-            report = load_torchvision_resnet(getattr(model, name).backbone, model_args.backbone_weights)
+        for name, backbone in backbones.items():
+            report = load_torchvision_resnet(backbone, model_args.backbone_weights)
             logger.info("%s backbone <- %s: %s", name, model_args.backbone_weights, report)
     return model
 
 
+def analyze_train_split(trainer, train_split, output_dir: Path) -> dict:
+    """Score the training split with the eval transform: how well the TRN confidence separates flipped from clean
+    labels (AUROC), and how often PIN's soft label / the TRN recover the clean label. Writes train_analysis.npz."""
+    if "clean_label" not in train_split.column_names:
+        return {}
+    label_names, trainer.label_names = trainer.label_names, ["labels", "clean_labels"]
+    compute_metrics, trainer.compute_metrics = trainer.compute_metrics, None  # raw predictions are all we need
+    try:
+        prediction = trainer.predict(train_split, metric_key_prefix="train")
+    finally:
+        trainer.label_names, trainer.compute_metrics = label_names, compute_metrics
+    given, clean = (ids.astype(np.int64) for ids in prediction.label_ids)
+    logits, confidence, *pin = prediction.predictions
+    flipped = given != clean
+    analysis = {
+        "noise_rate": float(flipped.mean()),
+        "alpha_auroc_clean_vs_flipped": auroc(confidence, ~flipped),
+        "alpha_mean_clean": float(confidence[~flipped].mean()) if (~flipped).any() else float("nan"),
+        "alpha_mean_flipped": float(confidence[flipped].mean()) if flipped.any() else float("nan"),
+        "trn_train_accuracy_clean": float((logits.argmax(-1) == clean).mean()),
+        "trn_train_fits_given": float((logits.argmax(-1) == given).mean()),
+    }
+    if pin:
+        analysis["pin_train_accuracy_clean"] = float((pin[0].argmax(-1) == clean).mean())
+        analysis["pin_train_agrees_given"] = float((pin[0].argmax(-1) == given).mean())
+    if trainer.is_world_process_zero():
+        np.savez_compressed(output_dir / "train_analysis.npz", confidence=confidence, flipped=flipped)
+    return analysis
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataArguments, POIArguments, POITrainingArguments))
+    parser = HfArgumentParser((MethodArguments, ModelArguments, DataArguments, POIArguments, POITrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, poi_args, training_args = parser.parse_json_file(argv[0])
+        method_args, model_args, data_args, poi_args, training_args = parser.parse_json_file(argv[0])
     else:
-        model_args, data_args, poi_args, training_args = parser.parse_args_into_dataclasses(argv)
+        method_args, model_args, data_args, poi_args, training_args = parser.parse_args_into_dataclasses(argv)
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
+    method = method_args.method
 
     preset = model_args.preset if model_args.preset != "auto" else ("paper" if torch.cuda.is_available() else "cpu")
     if preset not in PRESETS:
         raise ValueError(f"--preset {preset!r}: choose auto or one of {sorted(PRESETS)}.")
     image_size = model_args.image_size or PRESETS[preset]["image_size"]
     output_dir = Path(training_args.output_dir)
-    checkpoint = resolve_checkpoint(output_dir, training_args.resume_from_checkpoint)
+    model_type = POIConfig.model_type if method == "poi" else TRNForImageClassification.config_class.model_type
+    checkpoint = resolve_checkpoint(output_dir, training_args.resume_from_checkpoint, model_type)
     set_seed(training_args.seed)
 
     dataset, eval_split, test_split = load_data(data_args, image_size)
     class_names = check_class_names(dataset["train"].features["label"].names)
-    model = build_model(model_args, poi_args, class_names, preset, image_size)
+    model = build_model(model_args, poi_args, method, class_names, preset, image_size)
     if checkpoint is not None:
-        saved = POIConfig.from_pretrained(checkpoint)
+        saved = type(model.config).from_pretrained(checkpoint)
         if saved.id2label != model.config.id2label:
             raise ValueError(f"Checkpoint {checkpoint} was trained on classes {saved.id2label}, this data has "
                              f"{model.config.id2label}.")
 
     processor = POIImageProcessor(size={"height": image_size, "width": image_size})
-    set_fer_transforms(dataset, image_size=image_size, mean=tuple(processor.image_mean), std=tuple(processor.image_std),
-                       crop_style=CROP_STYLES[data_args.dataset])
+    transform = {"image_size": image_size, "mean": tuple(processor.image_mean), "std": tuple(processor.image_std),
+                 "crop_style": CROP_STYLES[data_args.dataset]}
+    dataset["train"] = dataset["train"].add_column("index", list(range(len(dataset["train"]))))
+    set_fer_transforms(dataset, **transform)
     columns = dataset[eval_split].column_names
     training_args.label_names = ["labels"] + [name for column, name in (("clean_label", "clean_labels"),
                                                                         ("true_distribution", "true_distribution"))
                                               if column in columns]
-    dataset_name = f"{data_args.dataset}" + (f" ({data_args.noise_rate:.0%} {data_args.noise_type} noise)"
-                                             if data_args.noise_rate else "")
-    hyperparameters = {"preset": preset, "image_size": image_size, **asdict(poi_args), **asdict(data_args),
+    noise = f" ({data_args.noise_rate:.0%} {data_args.noise_type} noise)" if data_args.noise_rate else ""
+    hyperparameters = {"method": method, "preset": preset, "image_size": image_size, **asdict(data_args),
+                       **(asdict(poi_args) if method == "poi" else asdict(method_args)),
                        "epochs": training_args.num_train_epochs, "batch_size": training_args.per_device_train_batch_size,
                        "learning_rate": training_args.learning_rate, "seed": training_args.seed}
-    trainer = POITrainer(
+    common = dict(
         model=model,
         args=training_args,
         train_dataset=dataset["train"],
@@ -201,17 +271,28 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=processor,
         compute_metrics=build_compute_metrics(training_args.label_names),
         balanced_sampling=data_args.balanced_sampling,
-        card_info={"dataset_name": dataset_name, "repo_id": output_dir.name, "hyperparameters": hyperparameters},
+        card_info={"dataset_name": data_args.dataset + noise, "repo_id": output_dir.name,
+                   "hyperparameters": hyperparameters},
     )
+    if method == "poi":
+        trainer = POITrainer(**common)
+    else:
+        settings = BaselineSettings(**{f.name: getattr(method_args, f.name) for f in fields(BaselineSettings)})
+        teacher = TRNForImageClassification.from_pretrained(method_args.teacher_path) if method == "kd" else None
+        trainer = BaselineTrainer(**common, baseline=settings, teacher=teacher)
     trainer.train(resume_from_checkpoint=checkpoint)
 
     prediction = trainer.predict(dataset[test_split], metric_key_prefix="test")
     test_metrics = {key[len("test_"):]: value for key, value in prediction.metrics.items()}
     trainer.save_model(str(output_dir))
     trainer.export(output_dir, test_metrics, split=test_split)
-    results = {"test_split": test_split, "test": test_metrics, **summarize_history(trainer.state.log_history),
+    results = {"method": method, "test_split": test_split, "test": test_metrics,
+               **summarize_history(trainer.state.log_history),
                "train_runtime_s": next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), None),
                "hyperparameters": hyperparameters}
+    if method_args.analyze_train:
+        results["train_analysis"] = analyze_train_split(
+            trainer, dataset["train"].with_transform(FEREvalTransform(**transform)), output_dir)
     if trainer.is_world_process_zero():
         (output_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
         plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
@@ -232,8 +313,9 @@ def print_summary(results: dict, output_dir: Path) -> None:
     for label, metrics in rows:
         cells = [f"{metrics[name]:.4f}".rjust(14) if name in metrics else "-".rjust(14) for name in names]
         print(" | ".join([label.ljust(11)] + cells))
-    print(f"\nTRN for pipeline('image-classification'): {output_dir / 'trn'}\nPIN: {output_dir / 'pin'}\n"
-          f"metrics: {output_dir / 'metrics.json'}")
+    if results.get("train_analysis"):
+        print("train split:", ", ".join(f"{k} {v:.4f}" for k, v in results["train_analysis"].items()))
+    print(f"\nTRN for pipeline('image-classification'): {output_dir / 'trn'}\nmetrics: {output_dir / 'metrics.json'}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ POIImageProcessor.register_for_auto_class("AutoImageProcessor")
 AutoConfig.register(POIConfig.model_type, POIConfig, exist_ok=True)
 AutoModel.register(POIConfig, POIModel, exist_ok=True)
 
+from . import pipelines  # noqa: E402,F401  registers pipeline("facial-expression-recognition")
+
 __all__ = [
     "PINConfig",
     "PINForImageClassification",

@@ -50,3 +50,18 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, true_distribut
     if true_distribution is not None:
         metrics["kl_true"] = kl_divergence(true_distribution, probs)
     return metrics
+
+
+def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` (N,) separating ``positives`` (N,) bool from the rest (Mann-Whitney U,
+    ties counted half). NaN when one group is empty."""
+    positives = np.asarray(positives, dtype=bool)
+    num_pos, num_neg = positives.sum(), (~positives).sum()
+    if num_pos == 0 or num_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    _, groups, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.bincount(groups, weights=ranks) / counts)[groups]  # average rank within ties
+    return float((ranks[positives].sum() - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg))

@@ -28,6 +28,8 @@ TASK = "facial-expression-recognition"
 
 def find_sibling_pin(model: PreTrainedModel) -> Path | None:
     """The ``pin/`` checkpoint next to a local ``trn/`` checkpoint (the layout `examples/train.py` writes), if any."""
+    if not model.name_or_path or not Path(model.name_or_path).is_dir():
+        return None
     candidate = Path(model.name_or_path).parent / "pin"
     return candidate if (candidate / "config.json").is_file() else None
 
@@ -37,8 +39,9 @@ class FacialExpressionRecognitionPipeline(Pipeline):
 
     Args:
         model: a TRN checkpoint (`TRNForImageClassification` or any image classifier trained on aligned crops).
-        pin_model: a PIN checkpoint (path or `PINForImageClassification`) for per-region explanations; ``None``
-            looks for a sibling ``pin/`` folder of a local TRN checkpoint; ``False`` turns PIN off.
+        pin_model: a PIN checkpoint for per-region explanations: a path or Hub id, or a `PINForImageClassification`
+            loaded with ``from_pretrained`` (its image processor is read from the same place); ``None`` looks for
+            a sibling ``pin/`` folder of a local TRN checkpoint; ``False`` turns PIN off.
         face_detector: a `FaceDetector`, or a backend name for `load_face_detector` (default ``"auto"``).
         crop_size: side of the aligned crops before the image processor resizes them for the model.
         crop_style: landmark template of the training data (see `poi_hf.priors.landmark_template`).

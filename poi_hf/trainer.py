@@ -10,9 +10,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .baselines import BaselineSettings, baseline_losses, scn_relabel
 from .data import class_balanced_sampler
 from .hub import export_submodel, model_card
 from .losses import joint_losses, transfer_weight
@@ -32,14 +33,15 @@ def build_compute_metrics(label_names: Sequence[str]) -> Callable[[EvalPredictio
     dataset has them (noise benchmarks), else the given labels; ``kl_true`` when a true distribution is known."""
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        logits, confidence, pin_logits = prediction.predictions
+        logits, confidence, *pin = prediction.predictions  # a TRN-only baseline has no PIN output
         label_ids = prediction.label_ids if isinstance(prediction.label_ids, tuple) else (prediction.label_ids,)
         targets = dict(zip(label_names, label_ids))
         labels = targets.get("clean_labels", targets["labels"]).astype(np.int64)
         true_distribution = targets.get("true_distribution")
         metrics = classification_metrics(softmax(logits), labels, true_distribution)
-        pin = classification_metrics(softmax(pin_logits), labels, true_distribution)
-        metrics.update({f"pin_{name}": value for name, value in pin.items()})
+        if pin:
+            pin_metrics = classification_metrics(softmax(pin[0]), labels, true_distribution)
+            metrics.update({f"pin_{name}": value for name, value in pin_metrics.items()})
         metrics["confidence_mean"] = float(np.mean(confidence))
         return metrics
 
@@ -118,6 +120,10 @@ class POITrainer(Trainer):
             self.state.epoch or 0.0, config.transfer_beta, config.transfer_ramp_epochs, config.use_dynamic_transfer
         )
 
+    def schedule_logs(self) -> dict[str, float]:
+        """Schedule values logged with every training log."""
+        return {"beta": round(self.current_beta(), 5)}
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(pixel_values=inputs["pixel_values"], landmarks=inputs.get("landmarks"))
         unwrapped = self.accelerator.unwrap_model(model)
@@ -136,7 +142,7 @@ class POITrainer(Trainer):
             for name, total in self._term_sums.items():
                 if name != "loss":
                     logs[name] = round(float(total) / self._term_steps, 5)
-            logs["beta"] = round(self.current_beta(), 5)
+            logs.update(self.schedule_logs())
             self._term_sums, self._term_steps = {}, 0
         super().log(logs, start_time)
 
@@ -146,19 +152,21 @@ class POITrainer(Trainer):
         latest = next((entry for entry in reversed(self.state.log_history) if "eval_accuracy" in entry), {})
         self.export(checkpoint_dir, {name[len("eval_"):]: value for name, value in latest.items()}, split="validation")
 
+    def exported_models(self) -> list[tuple[str, PreTrainedModel, str]]:
+        """(folder name, model, its key prefix in the trained model's state dict) of each standalone export."""
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        return [("trn", unwrapped.trn, "trn."), ("pin", unwrapped.pin, "pin.")]
+
     def export(self, output_dir: str | os.PathLike, metrics: Mapping[str, float] | None = None, split: str = "test") -> None:
-        """Write standalone ``trn/`` and ``pin/`` checkpoints with model cards into ``output_dir``.
+        """Write standalone checkpoints (``trn/``, and ``pin/`` for POI-R) with model cards into ``output_dir``.
 
         Collective under FSDP (the full state dict is gathered), so every rank must call it; rank 0 writes.
         """
         state_dict = self.accelerator.get_state_dict(self.model)
         if not self.args.should_save:
             return
-        unwrapped = self.accelerator.unwrap_model(self.model)
         metrics = dict(metrics or {})
-        for name in ("trn", "pin"):
-            submodel = getattr(unwrapped, name)
-            prefix = f"{name}."
+        for name, submodel, prefix in self.exported_models():
             sub_state = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
             sub_metrics = metrics if name == "trn" else {
                 key[len("pin_"):]: value for key, value in metrics.items() if key.startswith("pin_")
@@ -173,3 +181,59 @@ class POITrainer(Trainer):
                 hyperparameters=self.card_info.get("hyperparameters"),
             )
             export_submodel(submodel, Path(output_dir) / name, self.processing_class, card, sub_state)
+
+
+class BaselineTrainer(POITrainer):
+    """Trains a `TRNForImageClassification` alone with a baseline loss (`poi_hf.baselines`), with the same data,
+    schedule, logging and exports as POI-R.
+
+    Args:
+        baseline: which baseline and its hyperparameters.
+        teacher: the frozen CE-trained model whose logits the ``kd`` baseline distils.
+        SCN relabelling needs a ``sample_index`` in every training batch (``examples/train.py`` adds it).
+    """
+
+    def __init__(self, *args, baseline: BaselineSettings, teacher: PreTrainedModel | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.baseline = baseline
+        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False) if teacher is not None else None
+        self.label_table = None
+        if baseline.method == "scn":
+            # SCN's relabelling changes the training labels for good: keep every sample's current label here.
+            self.label_table = torch.tensor(list(self.train_dataset.with_format(None)["label"]), dtype=torch.long)
+            self.original_labels = self.label_table.clone()
+
+    def exported_models(self) -> list[tuple[str, PreTrainedModel, str]]:
+        return [("trn", self.accelerator.unwrap_model(self.model), "")]
+
+    def schedule_logs(self) -> dict[str, float]:
+        return {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(pixel_values=inputs["pixel_values"])
+        labels = inputs["labels"]
+        relabel = self.label_table is not None and model.training
+        if relabel:
+            index = inputs["sample_index"]
+            labels = self.label_table.to(labels.device)[index]
+            if (self.state.epoch or 0.0) >= self.baseline.scn_relabel_epoch:
+                attended = (outputs.confidence[:, None] * outputs.logits).detach().softmax(-1)
+                self._update_labels(index, scn_relabel(attended, labels, self.baseline.scn_relabel_margin))
+        teacher_logits = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(pixel_values=inputs["pixel_values"]).logits
+        terms = baseline_losses(self.baseline, outputs.logits, outputs.confidence, labels, teacher_logits)
+        if model.training:
+            terms["alpha_mean"] = outputs.confidence.detach().float().mean()
+            if relabel:
+                terms["relabelled"] = (self.label_table != self.original_labels).float().mean()
+            for name, value in terms.items():
+                self._term_sums[name] = self._term_sums.get(name, 0.0) + value.detach()
+            self._term_steps += 1
+        return (terms["loss"], outputs) if return_outputs else terms["loss"]
+
+    def _update_labels(self, index: torch.Tensor, labels: torch.Tensor) -> None:
+        """Store relabelled samples from every process, so all ranks keep the same label table."""
+        index, labels = self.accelerator.gather(index).cpu(), self.accelerator.gather(labels).cpu()
+        self.label_table[index] = labels

@@ -17,6 +17,7 @@ IMAGE_SIZE = 48
 def tiny_synfer(cache_dir, num_train=64, num_eval=37, augment=True):
     dataset = load_fer_dataset("synfer", str(cache_dir), num_train=num_train, num_validation=num_eval,
                                num_test=num_eval, image_size=IMAGE_SIZE, seed=0)
+    dataset["train"] = dataset["train"].add_column("index", list(range(num_train)))  # as examples/train.py does
     # Without augmentation every split gets the evaluation transform (no split is named as the training one).
     return set_fer_transforms(dataset, train_split="train" if augment else "", image_size=IMAGE_SIZE,
                               crop_style="synfer")

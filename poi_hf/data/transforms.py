@@ -36,6 +36,7 @@ PASSTHROUGH: dict[str, tuple[str, torch.dtype]] = {
     "soft_labels": ("soft_labels", torch.float32),
     "clean_label": ("clean_labels", torch.int64),
     "true_distribution": ("true_distribution", torch.float32),
+    "index": ("sample_index", torch.int64),  # row number, for learners that keep per-sample state (SCN)
 }
 
 

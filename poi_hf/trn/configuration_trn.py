@@ -30,6 +30,7 @@ class TRNConfig(PreTrainedConfig):
     """
 
     model_type = "poi_trn"
+    keys_to_ignore_at_inference = ["pooler_output"]
     sub_configs_defaults = {
         "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet", init_kwargs=RESNET18_KWARGS),
     }

@@ -1,0 +1,206 @@
+"""Robustness of POI-R vs baselines on SynFER: symmetric noise levels, the ambiguous single-annotator labels, several
+seeds, and POI-R ablations at the highest noise level. Every run is `examples/train.py` in a subprocess (the same code
+a user runs); finished runs are skipped, so an interrupted benchmark continues where it stopped.
+
+    python benchmarks/robustness.py --quick                        # CI-sized: tiny preset, a few minutes
+    python benchmarks/robustness.py --seeds 0 1 2 --ablations      # the full table (hours on a 2-core CPU)
+
+Writes into --out_dir: runs/<setting>/<method>/seed<k>/ (each run's output folder), results.json (every run and the
+aggregates), results.md (tables), accuracy_vs_noise.png, alpha_histogram.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("ce", "label_smoothing", "scn", "kd", "poi")  # kd distils the ce run of the same setting and seed
+ABLATIONS = ("use_au_prior", "use_mutual_learning", "use_uncertainty", "use_dynamic_transfer", "use_pin_soft_labels",
+             "use_landmarks")
+TEST_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
+
+
+def settings(noise_levels: list[float], single_annotator: bool) -> dict[str, list[str]]:
+    """Setting name -> the train.py flags that make its training labels."""
+    table = {f"noise{round(rate * 100):02d}": ["--synfer_label_mode", "clean", "--noise_rate", str(rate)]
+             for rate in noise_levels}
+    if single_annotator:
+        table["single_annotator"] = ["--synfer_label_mode", "subjective"]
+    return table
+
+
+def run_one(run_dir: Path, method: str, seed: int, label_flags: list[str], common: list[str], extra: list[str],
+            log) -> dict:
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        return json.loads(metrics_file.read_text())
+    if run_dir.exists():  # an interrupted run: start it again from scratch
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+    command = [sys.executable, str(ROOT / "examples" / "train.py"), "--method", method, "--output_dir", str(run_dir),
+               "--seed", str(seed), "--synfer_seed", "0", "--noise_seed", str(seed), *label_flags, *common, *extra]
+    start = time.time()
+    log(f"run {run_dir.relative_to(run_dir.parents[2])}: {' '.join(command[2:])}")
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if result.returncode != 0:
+        raise RuntimeError(f"{run_dir} failed:\n{result.stderr[-3000:]}")
+    log(f"  done in {time.time() - start:.0f}s")
+    return json.loads(metrics_file.read_text())
+
+
+def summarize_run(metrics: dict) -> dict:
+    """The fields of one run that the tables report."""
+    test, analysis = metrics["test"], metrics.get("train_analysis", {})
+    row = {f"test_{name}": test.get(name) for name in TEST_METRICS}
+    row.update({
+        "best_accuracy": metrics.get("best", {}).get("accuracy"),
+        "last5_accuracy": metrics.get("last5_mean", {}).get("accuracy"),
+        "alpha_auroc": analysis.get("alpha_auroc_clean_vs_flipped"),
+        "pin_train_accuracy": analysis.get("pin_train_accuracy_clean"),
+        "achieved_noise_rate": analysis.get("noise_rate"),
+        "train_runtime_s": metrics.get("train_runtime_s"),
+    })
+    return row
+
+
+def aggregate(rows: list[dict]) -> dict:
+    """mean and std over seeds of every numeric field (NaN/None left out)."""
+    out = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows if isinstance(r[key], (int, float)) and not np.isnan(r[key])]
+        if values:
+            out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+    return out
+
+
+def fmt(cell: dict | None, scale: float = 1.0, digits: int = 1) -> str:
+    if not cell:
+        return "–"
+    return f"{cell['mean'] * scale:.{digits}f} ± {cell['std'] * scale:.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Machine: {results['machine']}. Seeds: {results['seeds']}. Command: `{results['command']}`.", ""]
+    lines += ["| setting | method | test acc % | best acc % | last-5 acc % | mean class acc % | macro-F1 % | NLL | ECE % "
+              "| KL(true‖pred) | α AUROC | PIN train acc % |", "|" + "---|" * 12]
+    for setting, methods in results["aggregates"].items():
+        for method, agg in methods.items():
+            lines.append(
+                f"| {setting} | {method} | {fmt(agg.get('test_accuracy'), 100)} | {fmt(agg.get('best_accuracy'), 100)} "
+                f"| {fmt(agg.get('last5_accuracy'), 100)} | {fmt(agg.get('test_mean_class_accuracy'), 100)} "
+                f"| {fmt(agg.get('test_macro_f1'), 100)} | {fmt(agg.get('test_nll'), 1, 3)} | {fmt(agg.get('test_ece'), 100)} "
+                f"| {fmt(agg.get('test_kl_true'), 1, 3)} | {fmt(agg.get('alpha_auroc'), 1, 3)} "
+                f"| {fmt(agg.get('pin_train_accuracy'), 100)} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    noise_settings = sorted(s for s in results["aggregates"] if s.startswith("noise"))
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method in METHODS:
+        points = [(int(s[5:]), results["aggregates"][s][method]["test_accuracy"]) for s in noise_settings
+                  if method in results["aggregates"][s] and "test_accuracy" in results["aggregates"][s][method]]
+        if points:
+            xs, cells = zip(*points)
+            axis.errorbar(xs, [100 * c["mean"] for c in cells], yerr=[100 * c["std"] for c in cells], marker="o",
+                          capsize=3, label=method)
+    axis.set_xlabel("symmetric label noise (%)")
+    axis.set_ylabel("clean test accuracy (%)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out_dir / "accuracy_vs_noise.png", dpi=110)
+    plt.close(figure)
+
+    histograms = [(method, out_dir / "runs" / noise_settings[-1] / method / "seed0" / "train_analysis.npz")
+                  for method in ("poi", "scn")] if noise_settings else []
+    histograms = [(m, p) for m, p in histograms if p.is_file()]
+    if histograms:
+        figure, axes = plt.subplots(1, len(histograms), figsize=(5 * len(histograms), 3.5), squeeze=False)
+        for axis, (method, path) in zip(axes[0], histograms):
+            data = np.load(path)
+            bins = np.linspace(0, 1, 31)
+            axis.hist(data["confidence"][~data["flipped"]], bins=bins, alpha=0.6, density=True, label="clean label")
+            axis.hist(data["confidence"][data["flipped"]], bins=bins, alpha=0.6, density=True, label="flipped label")
+            axis.set_title(f"{method}: α on the train split ({noise_settings[-1]})")
+            axis.set_xlabel("α (TRN confidence)")
+            axis.legend()
+        figure.tight_layout()
+        figure.savefig(out_dir / "alpha_histogram.png", dpi=110)
+        plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CI-sized run: tiny preset, little data, 1 seed")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.1, 0.2, 0.3])
+    parser.add_argument("--no_single_annotator", action="store_true")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--ablations", action="store_true", help="POI-R with each component off, at the top noise")
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--train_size", type=int, default=2000)
+    parser.add_argument("--test_size", type=int, default=1000)
+    parser.add_argument("--epochs", type=float, default=12)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--out_dir", type=Path, default=ROOT / "benchmarks" / "results" / "robustness")
+    args = parser.parse_args()
+    if args.quick:
+        args.preset, args.train_size, args.test_size, args.epochs, args.seeds = "tiny", 96, 48, 2, args.seeds[:1]
+        args.noise = [0.0, 0.3]
+        args.batch_size = 32
+    if "kd" in args.methods and "ce" not in args.methods:
+        parser.error("kd distils the ce run of the same setting: include ce in --methods")
+    methods = [m for m in METHODS if m in args.methods]
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    log_file = (args.out_dir / "benchmark.log").open("a")
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+        log_file.write(message + "\n")
+        log_file.flush()
+
+    common = ["--preset", args.preset, "--synfer_train", str(args.train_size), "--synfer_validation", "200",
+              "--synfer_test", str(args.test_size), "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size",
+              str(args.batch_size), "--eval_on_test", "True", "--save_strategy", "no", "--disable_tqdm", "True",
+              "--logging_steps", "20", "--scn_relabel_epoch", str(max(1.0, args.epochs / 3))]
+    label_settings = settings(args.noise, not args.no_single_annotator)
+    jobs = [(setting, method, []) for setting in label_settings for method in methods]
+    top_noise = f"noise{round(max(args.noise) * 100):02d}"
+    if args.ablations:
+        jobs += [(top_noise, f"poi-no_{flag[4:]}", [f"--{flag}", "False"]) for flag in ABLATIONS]
+
+    results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+               "seeds": args.seeds, "command": " ".join(["python", "benchmarks/robustness.py", *sys.argv[1:]]),
+               "settings": {k: v for k, v in vars(args).items() if k != "out_dir"}, "runs": {}, "aggregates": {}}
+    for seed in args.seeds:
+        for setting, method, extra in jobs:
+            run_dir = args.out_dir / "runs" / setting / method / f"seed{seed}"
+            base = method.split("-")[0]
+            if base == "kd":
+                extra = [*extra, "--teacher_path", str(args.out_dir / "runs" / setting / "ce" / f"seed{seed}" / "trn")]
+            metrics = run_one(run_dir, base, seed, label_settings[setting], common, extra, log)
+            results["runs"].setdefault(setting, {}).setdefault(method, {})[f"seed{seed}"] = summarize_run(metrics)
+            results["aggregates"].setdefault(setting, {})[method] = aggregate(
+                list(results["runs"][setting][method].values()))
+            # written after every run, so a long benchmark shows results as it goes
+            (args.out_dir / "results.json").write_text(json.dumps(results, indent=2))
+            (args.out_dir / "results.md").write_text(markdown(results))
+    plot(results, args.out_dir)
+    log(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Baselines trained by the same code as POI-R (same TRN backbone, data, schedule, augmentation), one flag each:
+
+- ``ce``: cross-entropy on the (noisy) hard labels;
+- ``label_smoothing``: CE against ``(1 - eps) one_hot + eps / C`` (Szegedy et al., 2016);
+- ``scn``: a Self-Cure-Network-style learner (Wang et al., CVPR 2020): the TRN's confidence head is SCN's attention
+  weight alpha; the loss is CE of the alpha-scaled logits plus SCN's rank regularisation, and after
+  ``relabel_epoch`` a sample is relabelled to the predicted class when ``p_max - p_label > relabel_margin``;
+- ``kd``: knowledge distillation from a plain CE-trained teacher (Hinton et al., 2015), to separate "any teacher"
+  from "PIN's prior".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from .losses import kl_to_target, uncertainty_regularizer
+
+METHODS = ("poi", "ce", "label_smoothing", "scn", "kd")
+
+
+@dataclass
+class BaselineSettings:
+    """Hyperparameters of the baselines (SCN's defaults from its paper)."""
+
+    method: str = "ce"
+    label_smoothing: float = 0.1
+    scn_rank_margin: float = 0.15
+    scn_high_ratio: float = 0.7
+    scn_rank_weight: float = 1.0
+    scn_relabel_margin: float = 0.2
+    scn_relabel_epoch: float = 4.0
+    kd_weight: float = 0.5
+    kd_temperature: float = 2.0
+
+    def __post_init__(self):
+        if self.method not in METHODS or self.method == "poi":
+            raise ValueError(f"Baseline method must be one of {METHODS[1:]}, got {self.method!r}.")
+
+
+def scn_relabel(probs: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """SCN's relabelling rule: (B,) new labels, ``argmax p`` where ``p_max - p_label > margin``, else ``labels``."""
+    top_prob, top_class = probs.max(dim=-1)
+    label_prob = probs.gather(1, labels[:, None]).squeeze(1)
+    return torch.where(top_prob - label_prob > margin, top_class, labels)
+
+
+def baseline_losses(
+    settings: BaselineSettings,
+    logits: torch.Tensor,
+    confidence: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Loss terms of a baseline; ``loss`` is their sum.
+
+    Args:
+        logits: (B, C) TRN logits; confidence: (B,) TRN confidence head (SCN's attention weight alpha).
+        labels: (B,) hard labels (for SCN: after relabelling).
+        teacher_logits: (B, C) frozen teacher's logits (``kd`` only).
+    """
+    logits, confidence = logits.float(), confidence.float()
+    method = settings.method
+    if method == "ce":
+        terms = {"ce": F.cross_entropy(logits, labels)}
+    elif method == "label_smoothing":
+        terms = {"ce": F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)}
+    elif method == "scn":
+        terms = {
+            "ce": F.cross_entropy(confidence[:, None] * logits, labels),
+            "rank": settings.scn_rank_weight * uncertainty_regularizer(
+                confidence, "rank", settings.scn_rank_margin, settings.scn_high_ratio),
+        }
+    else:  # kd
+        if teacher_logits is None:
+            raise ValueError("The kd baseline needs teacher logits (train.py: --teacher_path).")
+        teacher = F.softmax(teacher_logits.float() / settings.kd_temperature, dim=-1)
+        terms = {
+            "ce": (1.0 - settings.kd_weight) * F.cross_entropy(logits, labels),
+            "kd": settings.kd_weight * kl_to_target(teacher, logits, settings.kd_temperature).mean(),
+        }
+    terms["loss"] = sum(terms.values())
+    return terms

@@ -1,0 +1,154 @@
+"""``pipeline("facial-expression-recognition")`` and examples/predict.py on real photos, tiny random TRN/PIN."""
+
+import csv
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+
+from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
+from poi_hf.faces import HaarFaceDetector, InvalidImageError, NoFaceError, crop_faces, load_face_detector
+from poi_hf.pipelines import FacialExpressionRecognitionPipeline
+from poi_hf.presets import tiny_pin_config, tiny_trn_config
+from test_faces import sample_photos_or_skip
+
+RAFDB_ORDER = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]
+
+
+def save_tiny_checkpoints(directory: Path, class_names: list[str] = RAFDB_ORDER) -> Path:
+    """Write random tiny ``trn/`` and ``pin/`` checkpoints (as `examples/train.py` lays them out); return ``trn/``."""
+    for name, model in (
+        ("trn", TRNForImageClassification(tiny_trn_config(class_names))),
+        ("pin", PINForImageClassification(tiny_pin_config(class_names))),
+    ):
+        size = model.config.image_size
+        model.save_pretrained(directory / name)
+        POIImageProcessor(size={"height": size, "width": size}).save_pretrained(directory / name)
+    return directory / "trn"
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict:
+    return sample_photos_or_skip()
+
+
+@pytest.fixture(scope="module")
+def fer_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random TRN checkpoint with a sibling PIN checkpoint."""
+    torch.manual_seed(0)
+    return save_tiny_checkpoints(tmp_path_factory.mktemp("fer_run"))
+
+
+@pytest.fixture(scope="module")
+def fer(fer_checkpoint) -> FacialExpressionRecognitionPipeline:
+    return pipeline("facial-expression-recognition", model=str(fer_checkpoint), trust_remote_code=False)
+
+
+def test_every_face_gets_a_distribution_confidence_and_regions(fer, photos):
+    faces = fer(str(photos["multi_face.jpg"]))
+    assert len(faces) == 5
+    pin_config = fer.pin_model.config
+    for face in faces:
+        assert set(face["distribution"]) == set(RAFDB_ORDER)
+        assert sum(face["distribution"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert face["label"] == max(face["distribution"], key=face["distribution"].get)
+        assert face["score"] == face["distribution"][face["label"]]
+        assert 0.0 < face["confidence"] < 1.0
+        box = face["box"]
+        assert box["xmin"] < box["xmax"] and box["ymin"] < box["ymax"]
+        assert np.array(face["landmarks"]).shape == (5, 2)
+        assert sum(face["pin_distribution"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert [region["name"] for region in face["regions"]] == [*pin_config.region_names, "global"]
+        assert sum(region["contribution"] for region in face["regions"]) == pytest.approx(1.0, abs=1e-5)
+        for region in face["regions"][:-1]:  # region boxes land on the face, in image pixels
+            centre = np.mean(region["polygon"], axis=0)
+            width, height = box["xmax"] - box["xmin"], box["ymax"] - box["ymin"]
+            assert box["xmin"] - 0.2 * width < centre[0] < box["xmax"] + 0.2 * width
+            assert box["ymin"] - 0.2 * height < centre[1] < box["ymax"] + 0.2 * height
+
+
+def test_distribution_is_the_trn_on_the_aligned_crop(fer, photos):
+    (face,) = fer(str(photos["single_face.jpg"]))
+    (crop,) = crop_faces(photos["single_face.jpg"], fer.face_detector)
+    pixel_values = fer.image_processor(crop.image, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        output = fer.model(pixel_values)
+    expected = output.logits.softmax(-1)[0]
+    np.testing.assert_allclose([face["distribution"][name] for name in RAFDB_ORDER], expected.numpy(), atol=1e-6)
+    assert face["confidence"] == pytest.approx(float(output.confidence[0]), abs=1e-6)
+
+
+def test_pin_is_optional_and_can_be_given_explicitly(fer_checkpoint, photos, tmp_path):
+    no_pin = pipeline("facial-expression-recognition", model=str(fer_checkpoint), pin_model=False,
+                      face_detector=HaarFaceDetector(), trust_remote_code=False)
+    (face,) = no_pin(str(photos["single_face.jpg"]))
+    assert "regions" not in face and "pin_distribution" not in face
+    # A TRN without a sibling pin/ folder gets no PIN, unless one is named.
+    lone_trn = tmp_path / "lone"
+    TRNForImageClassification.from_pretrained(fer_checkpoint).save_pretrained(lone_trn)
+    POIImageProcessor.from_pretrained(fer_checkpoint).save_pretrained(lone_trn)
+    assert pipeline("facial-expression-recognition", model=str(lone_trn), trust_remote_code=False).pin_model is None
+    named = pipeline("facial-expression-recognition", model=str(lone_trn), pin_model=str(fer_checkpoint.parent / "pin"),
+                     trust_remote_code=False)
+    assert "regions" in named(str(photos["single_face.jpg"]))[0]
+
+
+def test_pin_with_other_classes_is_refused(fer_checkpoint, tmp_path):
+    other = save_tiny_checkpoints(tmp_path, class_names=list(reversed(RAFDB_ORDER))).parent / "pin"
+    with pytest.raises(ValueError, match="classes"):
+        pipeline("facial-expression-recognition", model=str(fer_checkpoint), pin_model=str(other),
+                 trust_remote_code=False)
+
+
+def test_bad_inputs_raise_clear_errors(fer, photos, tmp_path):
+    with pytest.raises(NoFaceError, match="No face found"):
+        fer(str(photos["free-mountain-vector-01.jpg"]))
+    assert fer(str(photos["free-mountain-vector-01.jpg"]), allow_no_face=True) == []
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not an image")
+    with pytest.raises(InvalidImageError, match="not an image file"):
+        fer(str(fake))
+    results = fer([str(photos["single_face.jpg"]), str(photos["Image_with_alpha.png"])])
+    assert [len(faces) for faces in results] == [1, 1]
+
+
+def test_image_classification_pipeline_still_works_on_aligned_crops(fer_checkpoint, photos):
+    (crop,) = crop_faces(photos["single_face.jpg"], load_face_detector())
+    classify = pipeline("image-classification", model=str(fer_checkpoint), trust_remote_code=False)
+    predictions = classify(crop.image, top_k=len(RAFDB_ORDER))
+    assert {prediction["label"] for prediction in predictions} == set(RAFDB_ORDER)
+
+
+def test_predict_script_writes_jsonl_csv_and_annotated_images(fer_checkpoint, photos, tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
+    spec = importlib.util.spec_from_file_location("predict", example)
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("multi_face.jpg", "free-mountain-vector-01.jpg"):
+        shutil.copy(photos[name], folder / name)
+    (folder / "broken.jpg").write_text("not an image")
+    jsonl, table, annotated = tmp_path / "faces.jsonl", tmp_path / "faces.csv", tmp_path / "annotated"
+    inputs = [str(folder), str(Path(photos["single_face.jpg"]).parent / "0-f1-*.jpg")]
+    assert predict.main([*inputs, "--model", str(fer_checkpoint), "--output", str(jsonl),
+                         "--annotate-dir", str(annotated)]) == 0
+    records = {Path(record["file"]).name: record for record in map(json.loads, jsonl.read_text().splitlines())}
+    assert {name: len(record["faces"]) for name, record in records.items()} == {
+        "0-f1-su-ph.jpg": 1, "broken.jpg": 0, "free-mountain-vector-01.jpg": 0, "multi_face.jpg": 5}
+    assert "not an image file" in records["broken.jpg"]["error"]
+    assert records["free-mountain-vector-01.jpg"]["error"] == "no face found"
+    assert sorted(path.name for path in annotated.iterdir()) == ["0-f1-su-ph_fer.png", "multi_face_fer.png"]
+
+    assert predict.main([*inputs, "--model", str(fer_checkpoint), "--output", str(table), "--no-pin"]) == 0
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 1 + 1 + 1 + 5  # one row per face, one per image without faces
+    assert {f"p_{name}" for name in RAFDB_ORDER} <= set(rows[0])
+    assert not any(key.startswith("region_") for key in rows[0])
+    with pytest.raises(FileNotFoundError, match="neither a file"):
+        predict.main([str(tmp_path / "missing.jpg"), "--model", str(fer_checkpoint)])
