@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,9 @@ class DataArguments:
     synfer_test: int = 1000
     synfer_label_mode: str = field(default="subjective", metadata={"help": "subjective | majority | clean."})
     synfer_seed: int = 0
+    augmentation: str = field(
+        default="auto", metadata={"help": "strong | light | none | auto (light for synfer, strong for real data)."}
+    )
     balanced_sampling: bool = field(default=False, metadata={"help": "Class-balanced sampler (AffectNet)."})
     eval_on_test: bool = field(
         default=False,
@@ -94,22 +97,13 @@ class DataArguments:
     max_eval_samples: int | None = None
 
 
-@dataclass
-class POIArguments:
-    temperature: float = 2.0
-    transfer_beta: float = 1.0
-    transfer_ramp_epochs: float = 3.0
-    uncertainty_weight: float = 1.0
-    uncertainty_regularizer: str = "log"
-    au_loss_weight: float = 0.1
-    mutual_weight: float = 1.0
-    pin_loss_weight: float = 1.0
-    use_au_prior: bool = field(default=True, metadata={"help": "AU prior in PIN's aggregation and its AU loss."})
-    use_mutual_learning: bool = True
-    use_uncertainty: bool = True
-    use_dynamic_transfer: bool = True
-    use_pin_soft_labels: bool = True
-    use_landmarks: bool = field(default=True, metadata={"help": "False: PIN uses the canonical template."})
+# The POI-R settings are POIConfig's own fields (one flag each, e.g. --use_uncertainty False), plus --use_au_prior,
+# which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss.
+POIArguments = make_dataclass("POIArguments", [
+    *[(f.name, f.type, field(default=f.default)) for f in fields(POIConfig)
+      if f.name in vars(POIConfig)["__annotations__"] and f.name not in ("pin_config", "trn_config", "use_au_loss")],
+    ("use_au_prior", bool, field(default=True, metadata={"help": "AU prior in PIN's aggregation and its AU loss."})),
+])
 
 
 def resolve_checkpoint(output_dir: Path, resume: str | None, model_type: str) -> str | None:
@@ -252,7 +246,10 @@ def main(argv: list[str] | None = None) -> dict:
     transform = {"image_size": image_size, "mean": tuple(processor.image_mean), "std": tuple(processor.image_std),
                  "crop_style": CROP_STYLES[data_args.dataset]}
     dataset["train"] = dataset["train"].add_column("index", list(range(len(dataset["train"]))))
-    set_fer_transforms(dataset, **transform)
+    augmentation = data_args.augmentation
+    if augmentation == "auto":
+        augmentation = "light" if data_args.dataset == "synfer" else "strong"
+    set_fer_transforms(dataset, augmentation=augmentation, **transform)
     columns = dataset[eval_split].column_names
     training_args.label_names = ["labels"] + [name for column, name in (("clean_label", "clean_labels"),
                                                                         ("true_distribution", "true_distribution"))

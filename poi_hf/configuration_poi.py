@@ -20,7 +20,7 @@ class POIConfig(PreTrainedConfig):
         trn_config (`TRNConfig` or `dict`): the Target Recognition Network (same classes as the PIN).
         temperature (`float`, defaults to 2.0): ``T`` of the PIN -> TRN transfer.
         transfer_beta (`float`, defaults to 1.0): ``beta_max``, the weight of PIN's soft labels in the TRN loss.
-        transfer_ramp_epochs (`float`, defaults to 5.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
+        transfer_ramp_epochs (`float`, defaults to 3.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
         uncertainty_weight (`float`, defaults to 1.0): ``lambda`` of the confidence regulariser.
         uncertainty_regularizer (`str`, defaults to `"log"`): `"log"` (``-log alpha``) or `"rank"` (SCN margin).
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
@@ -43,7 +43,7 @@ class POIConfig(PreTrainedConfig):
     trn_config: dict | TRNConfig | None = None
     temperature: float = 2.0
     transfer_beta: float = 1.0
-    transfer_ramp_epochs: float = 5.0
+    transfer_ramp_epochs: float = 3.0
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "log"
     au_loss_weight: float = 0.1

@@ -92,7 +92,7 @@ TEMPLATE_SHRINK: dict[str, float] = {
     "rafdb": 0.85,  # RAF-DB "aligned" 100x100 crops
     "fer2013": 0.80,  # FER2013/FERPlus 48x48 crops
     "affectnet": 0.85,  # AffectNet face-box crops
-    "synfer": 1.0,  # SynFER uses its exact landmarks; the template is only a fallback
+    "synfer": 0.86,  # SynFER draws the whole head; its mean landmarks (exact per sample) are this shrink
 }
 
 # Regions: centre = sum_i anchors[i] * landmark_i + offset (in units of the inter-ocular distance d, along the

@@ -32,7 +32,14 @@ from .imagefolder import load_imagefolder
 from .noise import NoiseType, add_label_noise, flip_labels, noise_rate_of, replace_labels
 from .rafdb import RAFDB_CLASSES, load_rafdb, read_label_file
 from .sampler import class_balanced_sampler
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, FEREvalTransform, FERTrainTransform, set_fer_transforms
+from .transforms import (
+    AUGMENTATIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FEREvalTransform,
+    FERTrainTransform,
+    set_fer_transforms,
+)
 
 
 def _load_synfer(data_dir: str | None = None, **kwargs: Any) -> DatasetDict:
@@ -101,6 +108,7 @@ def label_maps(dataset: Dataset | DatasetDict) -> tuple[dict[int, str], dict[str
 
 
 __all__ = [
+    "AUGMENTATIONS",
     "AFFECTNET_CLASSES",
     "CROP_STYLES",
     "DatasetFormatError",

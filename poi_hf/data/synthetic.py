@@ -12,17 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from .synfer import (
-    DEFAULT_DIFFICULTY,
-    SynFERConfig,
-    build_synfer,
-    contact_sheet,
-    generate_split,
-    load_synfer,
-    synfer_info,
-)
-
-__all__ = ["SynFERConfig", "build_synfer", "contact_sheet", "generate_split", "load_synfer", "synfer_info"]
+from .synfer import *  # noqa: F401,F403  (the public API lives in the subpackage)
+from .synfer import DEFAULT_DIFFICULTY, SynFERConfig, __all__, build_synfer, contact_sheet  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

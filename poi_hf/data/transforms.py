@@ -220,14 +220,30 @@ def _uniform(u: float, bounds: Sequence[float]) -> float:
     return bounds[0] + u * (bounds[1] - bounds[0])
 
 
+AUGMENTATIONS: dict[str, dict[str, Any]] = {
+    "strong": {},  # FERTrainTransform's defaults: the usual in-the-wild FER recipe
+    # Data that already varies pose, lighting and occlusion (SynFER): geometry jitter and flips only, so that small
+    # expression cues (brows, lip corners) are not erased or rotated away at 48-64 px.
+    "light": {"crop_scale": (0.9, 1.0), "rotation": 5.0, "zoom": (0.95, 1.05), "translate": 0.03, "brightness": 0.15,
+              "contrast": 0.15, "saturation": 0.15, "grayscale_p": 0.0, "erase_p": 0.0},
+    "none": {"crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "rotation": 0.0, "zoom": (1.0, 1.0), "translate": 0.0,
+             "flip_p": 0.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "grayscale_p": 0.0, "erase_p": 0.0},
+}
+"""Named training-augmentation strengths for :func:`set_fer_transforms` (``augmentation=``)."""
+
+
 def set_fer_transforms(
-    dataset: DatasetDict, train_split: str = "train", **kwargs: Any
+    dataset: DatasetDict, train_split: str = "train", augmentation: str = "strong", **kwargs: Any
 ) -> DatasetDict:
     """Set :class:`FERTrainTransform` on ``train_split`` and :class:`FEREvalTransform` on the other splits (lazily).
 
-    ``kwargs`` go to the transforms (``image_size``, ``mean``, ``std``, ``crop_style``; augmentation options only
-    to the training one). Modifies and returns ``dataset``.
+    ``augmentation`` names a preset of :data:`AUGMENTATIONS`; ``kwargs`` go to the transforms (``image_size``,
+    ``mean``, ``std``, ``crop_style``; augmentation options, which override the preset, only to the training one).
+    Modifies and returns ``dataset``.
     """
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"Unknown augmentation {augmentation!r}; choose one of {sorted(AUGMENTATIONS)}.")
+    kwargs = {**AUGMENTATIONS[augmentation], **kwargs}
     eval_kwargs = {name: kwargs[name] for name in ("image_size", "mean", "std", "crop_style") if name in kwargs}
     for split, data in dataset.items():
         data.set_transform(FERTrainTransform(**kwargs) if split == train_split else FEREvalTransform(**eval_kwargs))

@@ -28,7 +28,7 @@ VERSION = 1
 
 SPLITS = ("train", "validation", "test")
 LABEL_MODES = ("subjective", "majority", "clean")
-DEFAULT_DIFFICULTY = 0.5
+DEFAULT_DIFFICULTY = 0.4  # calibrated: docs/synfer.md
 # Random streams: one per split (index 0..2) and one for the annotator pool; label noise draws from its own
 # (``flip_labels``), so neither the label mode nor the noise rate ever changes the images.
 _ANNOTATOR_STREAM = 3
