@@ -17,7 +17,7 @@ PRESETS: dict[str, dict] = {
     "paper": {
         "image_size": 112,
         "backbone": {"hidden_sizes": [64, 128, 256, 512], "embedding_size": 64},
-        "pin": {"branch_channels": 128, "embedding_size": 128, "region_crop_size": 7},
+        "pin": {"branch_channels": 64, "embedding_size": 128, "region_crop_size": 7},
         "trn": {"uncertainty_hidden_size": 128},
     },
     "cpu": {
