@@ -76,7 +76,7 @@ def test_bad_arguments_give_clear_errors(tmp_path, synfer_cache):
     # a checkpoint of another architecture
     other = tmp_path / "other" / "checkpoint-5"
     tiny_model().trn.save_pretrained(other)
-    with pytest.raises(ValueError, match="is a 'poi_trn' checkpoint, not a POI-R training checkpoint"):
+    with pytest.raises(ValueError, match="is a 'poi_trn' checkpoint, not a 'poi' training checkpoint"):
         train.main(["--output_dir", str(tmp_path / "other"), "--resume_from_checkpoint", str(other),
                     "--data_dir", str(synfer_cache), *TINY_ARGS])
     with pytest.raises(ValueError, match="no checkpoint-"):
