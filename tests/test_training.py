@@ -12,6 +12,7 @@ from transformers import AutoModelForImageClassification, ResNetBackbone, Traine
 
 from poi_hf.backbones import load_torchvision_resnet, torchvision_to_transformers_key
 from poi_hf.presets import backbone_config
+from test_data_loaders import fer_dir, rafdb  # noqa: F401  (fixtures: published-format datasets)
 from tiny_run import flat_parameters, tiny_model, tiny_synfer, tiny_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,11 +63,7 @@ def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
 
 
 def test_bad_arguments_give_clear_errors(tmp_path, synfer_cache):
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        import train
-    finally:
-        sys.path.pop(0)
+    train = _train_module()
     with pytest.raises(ValueError, match="Unknown dataset 'fer2099'"):
         train.main(["--dataset", "fer2099", "--output_dir", str(tmp_path / "a")])
     with pytest.raises(ValueError, match="needs data_dir"):
@@ -200,3 +197,29 @@ def test_backbone_weight_errors(tmp_path):
         load_torchvision_resnet(backbone, partial, strict=True)
     assert torchvision_to_transformers_key("layer2.0.downsample.1.running_mean") == \
         "encoder.stages.1.layers.0.shortcut.normalization.running_mean"
+
+
+def _train_module():
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    return train
+
+
+@pytest.mark.parametrize("name", ["rafdb", "ferplus"])
+def test_train_on_published_formats(tmp_path, name, request):
+    """train.py on byte-for-byte-shaped RAF-DB and FERPlus fixtures (FERPlus brings vote distributions, which PIN and
+    TRN take as soft targets), in bf16 autocast on the CPU."""
+    data_dir = request.getfixturevalue("rafdb" if name == "rafdb" else "fer_dir")
+    results = _train_module().main([
+        "--dataset", name, "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "out"), "--preset", "tiny",
+        "--num_train_epochs", "1", "--per_device_train_batch_size", "4", "--disable_tqdm", "True", "--bf16", "True",
+        "--use_cpu", "True", "--logging_steps", "1",
+    ])
+    assert set(results["test"]) >= {"accuracy", "macro_f1", "pin_accuracy"}
+    config = json.loads((tmp_path / "out" / "trn" / "config.json").read_text())
+    expected = {"rafdb": ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"],
+                "ferplus": ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]}[name]
+    assert [config["id2label"][str(i)] for i in range(len(expected))] == expected
