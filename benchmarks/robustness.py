@@ -175,7 +175,8 @@ def main() -> None:
     common = ["--preset", args.preset, "--synfer_train", str(args.train_size), "--synfer_validation", "200",
               "--synfer_test", str(args.test_size), "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size",
               str(args.batch_size), "--eval_on_test", "True", "--save_strategy", "no", "--disable_tqdm", "True",
-              "--logging_steps", "20", "--scn_relabel_epoch", str(max(1.0, args.epochs / 3))]
+              "--logging_steps", "20", "--scn_warmup_epochs", str(args.epochs / 3),
+              "--scn_relabel_epoch", str(args.epochs * 2 / 3)]
     label_settings = settings(args.noise, not args.no_single_annotator)
     jobs = [(setting, method, []) for setting in label_settings for method in methods]
     top_noise = f"noise{round(max(args.noise) * 100):02d}"

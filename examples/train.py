@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
         teacher = TRNForImageClassification.from_pretrained(method_args.teacher_path) if method == "kd" else None
         trainer = BaselineTrainer(**common, baseline=settings, teacher=teacher)
     trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_state()  # trainer_state.json: the full log history, also when no checkpoint was kept
 
     prediction = trainer.predict(dataset[test_split], metric_key_prefix="test")
     test_metrics = {key[len("test_"):]: value for key, value in prediction.metrics.items()}

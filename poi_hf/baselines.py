@@ -4,7 +4,9 @@
 - ``label_smoothing``: CE against ``(1 - eps) one_hot + eps / C`` (Szegedy et al., 2016);
 - ``scn``: a Self-Cure-Network-style learner (Wang et al., CVPR 2020): the TRN's confidence head is SCN's attention
   weight alpha; the loss is CE of the alpha-scaled logits plus SCN's rank regularisation, and after
-  ``relabel_epoch`` a sample is relabelled to the predicted class when ``p_max - p_label > relabel_margin``;
+  ``relabel_epoch`` a sample is relabelled to the predicted class when ``p_max - p_label > relabel_margin``.
+  SCN starts from a face-pretrained backbone; from scratch the alpha-scaled CE collapses (alpha -> 0 makes every
+  output uniform, CE -> ln C, and the logits stop learning), so the first ``scn_warmup_epochs`` use plain CE;
 - ``kd``: knowledge distillation from a plain CE-trained teacher (Hinton et al., 2015), to separate "any teacher"
   from "PIN's prior".
 """
@@ -32,6 +34,7 @@ class BaselineSettings:
     scn_rank_weight: float = 1.0
     scn_relabel_margin: float = 0.2
     scn_relabel_epoch: float = 4.0
+    scn_warmup_epochs: float = 2.0
     kd_weight: float = 0.5
     kd_temperature: float = 2.0
 
@@ -53,6 +56,7 @@ def baseline_losses(
     confidence: torch.Tensor,
     labels: torch.Tensor,
     teacher_logits: torch.Tensor | None = None,
+    warming_up: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Loss terms of a baseline; ``loss`` is their sum.
 
@@ -60,6 +64,7 @@ def baseline_losses(
         logits: (B, C) TRN logits; confidence: (B,) TRN confidence head (SCN's attention weight alpha).
         labels: (B,) hard labels (for SCN: after relabelling).
         teacher_logits: (B, C) frozen teacher's logits (``kd`` only).
+        warming_up: SCN's plain-CE warm-up (alpha not used yet).
     """
     logits, confidence = logits.float(), confidence.float()
     method = settings.method
@@ -67,6 +72,8 @@ def baseline_losses(
         terms = {"ce": F.cross_entropy(logits, labels)}
     elif method == "label_smoothing":
         terms = {"ce": F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)}
+    elif method == "scn" and warming_up:
+        terms = {"ce": F.cross_entropy(logits, labels)}
     elif method == "scn":
         terms = {
             "ce": F.cross_entropy(confidence[:, None] * logits, labels),

@@ -3,6 +3,7 @@
 from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .losses import TRANSFER_MODES
 from .pin import PINConfig
 from .trn import TRNConfig
 
@@ -19,7 +20,12 @@ class POIConfig(PreTrainedConfig):
         pin_config (`PINConfig` or `dict`): the Prior Inference Network.
         trn_config (`TRNConfig` or `dict`): the Target Recognition Network (same classes as the PIN).
         temperature (`float`, defaults to 2.0): ``T`` of the PIN -> TRN transfer.
-        transfer_beta (`float`, defaults to 1.0): ``beta_max``, the weight of PIN's soft labels in the TRN loss.
+        transfer_beta (`float`, defaults to 1.0): ``beta_max``, the weight of PIN's soft labels in the TRN loss
+            (with ``transfer_mode="interpolate"`` the share of the untrusted weight ``1 - alpha`` that moves to them,
+            in [0, 1]).
+        transfer_mode (`str`, defaults to `"interpolate"`): `"interpolate"` keeps each sample's total weight at 1,
+            moving ``(1 - alpha) * beta(e)`` from the hard label to PIN's soft label; `"additive"` is the literal
+            ``alpha CE + beta (1 - alpha) T^2 KL`` (the hard label's weight is only alpha from the first step).
         transfer_ramp_epochs (`float`, defaults to 3.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
         uncertainty_weight (`float`, defaults to 1.0): ``lambda`` of the confidence regulariser.
         uncertainty_regularizer (`str`, defaults to `"log"`): `"log"` (``-log alpha``) or `"rank"` (SCN margin).
@@ -43,6 +49,7 @@ class POIConfig(PreTrainedConfig):
     trn_config: dict | TRNConfig | None = None
     temperature: float = 2.0
     transfer_beta: float = 1.0
+    transfer_mode: str = "interpolate"
     transfer_ramp_epochs: float = 3.0
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "log"
@@ -62,6 +69,10 @@ class POIConfig(PreTrainedConfig):
         if pin_classes != trn_classes:
             raise ValueError(f"PIN and TRN must share their classes: PIN {pin_classes}, TRN {trn_classes}.")
         self.id2label, self.label2id = dict(pin_classes), dict(self.pin_config.label2id)
+        if self.transfer_mode not in TRANSFER_MODES:
+            raise ValueError(f"transfer_mode must be one of {TRANSFER_MODES}, got {self.transfer_mode!r}.")
+        if self.transfer_mode == "interpolate" and not 0.0 <= self.transfer_beta <= 1.0:
+            raise ValueError(f"With transfer_mode='interpolate', transfer_beta is a share in [0, 1], got {self.transfer_beta}.")
         if self.uncertainty_regularizer not in REGULARIZERS:
             raise ValueError(f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}.")
 

@@ -9,15 +9,27 @@ PIN (`pin_losses`):
     mutual  T^2 * KL(s || softmax(z_k / T)) of every member toward the detached aggregated soft label ``s``
 
 TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached soft label:
-    ce         mean_i alpha_i * CE(z_i, y_i)
+    ce         mean_i w_i * CE(z_i, y_i), with w_i = alpha_i ("additive") or alpha_i + (1 - alpha_i)(1 - beta(e))
+               ("interpolate": the untrusted share 1 - alpha moves from the hard label to PIN's soft label as
+               beta ramps from 0 to 1, so every sample keeps a total weight of 1)
     transfer   mean_i beta(e) * (1 - alpha_i) * T^2 * KL(s_i || softmax(z_i / T))
     alpha_reg  keeps alpha from collapsing: ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank")
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
+
+if TYPE_CHECKING:  # type hints only: the losses stay plain torch functions
+    from .configuration_poi import POIConfig
+    from .modeling_poi import POIOutput
+
+
+TRANSFER_MODES = ("interpolate", "additive")
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -107,6 +119,7 @@ def trn_losses(
     temperature: float,
     regularizer: str = "log",
     target_distribution: torch.Tensor | None = None,
+    mode: str = "interpolate",
 ) -> dict[str, torch.Tensor]:
     """TRN's loss terms (scalars, each already multiplied by its sample weights but not by lambda).
 
@@ -119,13 +132,19 @@ def trn_losses(
         temperature: ``T``.
         regularizer: see `uncertainty_regularizer`.
         target_distribution: (B, C) annotation distribution used instead of ``labels`` for the CE term.
+        mode: "interpolate" (default) or "additive", see the module docstring.
     """
+    if mode not in TRANSFER_MODES:
+        raise ValueError(f"Unknown transfer mode {mode!r}; expected one of {TRANSFER_MODES}.")
     logits, confidence = logits.float(), confidence.float()
     if target_distribution is None:
         ce_per_sample = F.cross_entropy(logits, labels, reduction="none")
     else:
         ce_per_sample = soft_cross_entropy(logits, target_distribution.float())
-    terms = {"ce": (confidence * ce_per_sample).mean()}
+    hard_weight = confidence
+    if pin_soft_labels is not None and mode == "interpolate":
+        hard_weight = confidence + (1.0 - confidence) * (1.0 - beta)
+    terms = {"ce": (hard_weight * ce_per_sample).mean()}
     if pin_soft_labels is not None:
         kl = kl_to_target(pin_soft_labels.detach().float(), logits, temperature)
         terms["transfer"] = beta * ((1.0 - confidence) * kl).mean()
@@ -134,8 +153,8 @@ def trn_losses(
 
 
 def joint_losses(
-    config,
-    outputs,
+    config: POIConfig,
+    outputs: POIOutput,
     labels: torch.Tensor,
     au_prior: torch.Tensor,
     region_aus: torch.Tensor,
@@ -174,7 +193,7 @@ def joint_losses(
         confidence = torch.full_like(outputs.confidence, 0.5 if transfer_on else 1.0)
     trn = trn_losses(
         outputs.logits, confidence, labels, outputs.pin_soft_labels if transfer_on else None, beta,
-        config.temperature, config.uncertainty_regularizer, soft_labels,
+        config.temperature, config.uncertainty_regularizer, soft_labels, config.transfer_mode,
     )
     terms["trn_ce"] = trn["ce"]
     if transfer_on:

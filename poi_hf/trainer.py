@@ -223,7 +223,8 @@ class BaselineTrainer(POITrainer):
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_logits = self.teacher(pixel_values=inputs["pixel_values"]).logits
-        terms = baseline_losses(self.baseline, outputs.logits, outputs.confidence, labels, teacher_logits)
+        warming_up = (self.state.epoch or 0.0) < self.baseline.scn_warmup_epochs
+        terms = baseline_losses(self.baseline, outputs.logits, outputs.confidence, labels, teacher_logits, warming_up)
         if model.training:
             terms["alpha_mean"] = outputs.confidence.detach().float().mean()
             if relabel:

@@ -32,6 +32,8 @@ def test_scn_loss_by_hand():
     assert terms["ce"].item() == pytest.approx(expected_ce, rel=1e-6)
     assert terms["rank"].item() == pytest.approx(0.15 - 0.05)  # high half 0.5, low half 0.45
     assert terms["loss"].item() == pytest.approx(expected_ce + 0.1, rel=1e-6)
+    warm = baseline_losses(settings, logits, confidence, torch.tensor([1, 1]), warming_up=True)
+    assert set(warm) == {"ce", "loss"} and warm["ce"].item() == pytest.approx(-math.log(0.9))  # softmax([0, 2 ln 3])
 
 
 def test_kd_by_hand():
@@ -82,7 +84,7 @@ def test_scn_trainer_relabels_training_samples(tmp_path):
     trainer = BaselineTrainer(
         model=TRNForImageClassification(tiny_trn_config()), args=base.args, train_dataset=dataset["train"],
         data_collator=base.data_collator, processing_class=base.processing_class,
-        baseline=BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0),
+        baseline=BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, scn_warmup_epochs=0.0),
     )
     before = trainer.label_table.clone()
     trainer.train()

@@ -52,12 +52,19 @@ def test_uncertainty_regularizers_by_hand():
 def test_trn_losses_by_hand():
     logits = torch.tensor([[0.0, LN3]])
     terms = trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), beta=0.5,
-                       temperature=2.0)
+                       temperature=2.0, mode="additive")
     assert terms["ce"].item() == pytest.approx(0.4 * -math.log(0.75))
     # softmax([0, ln 3] / 2) = [1, sqrt 3] / (1 + sqrt 3): KL([1, 0] || .) = ln(1 + sqrt 3)
     assert terms["transfer"].item() == pytest.approx(0.5 * 0.6 * 4 * math.log(1 + math.sqrt(3)), rel=1e-5)
     assert terms["alpha_reg"].item() == pytest.approx(-math.log(0.4))
     assert "transfer" not in trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), None, 0.5, 2.0)
+    # interpolate: the hard label keeps alpha + (1 - alpha)(1 - beta) = 0.4 + 0.6 * 0.5 = 0.7; transfer unchanged
+    interpolated = trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), beta=0.5,
+                              temperature=2.0)
+    assert interpolated["ce"].item() == pytest.approx(0.7 * -math.log(0.75))
+    assert interpolated["transfer"].item() == pytest.approx(terms["transfer"].item())
+    with pytest.raises(ValueError, match="Unknown transfer mode"):
+        trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), None, 0.5, 2.0, mode="sum")
 
 
 def test_pin_losses_by_hand():
@@ -110,8 +117,10 @@ def test_each_switch_removes_exactly_its_term(joint_inputs, switch, term):
     full = _terms(*joint_inputs)
     ablated = _terms(*joint_inputs, **{switch: False})
     assert term not in ablated and term in full
-    # Without uncertainty alpha is fixed, which re-weighs the alpha-dependent TRN terms (next test).
-    alpha_terms = ("trn_ce", "trn_transfer", "alpha_mean") if switch == "use_uncertainty" else ()
+    # Without uncertainty alpha is fixed, which re-weighs the alpha-dependent TRN terms (next test); without the
+    # transfer the hard label keeps the whole weight (interpolate mode).
+    alpha_terms = {"use_uncertainty": ("trn_ce", "trn_transfer", "alpha_mean"),
+                   "use_pin_soft_labels": ("trn_ce",)}.get(switch, ())
     for name in set(full) - {term, "loss", *alpha_terms}:
         assert ablated[name].item() == pytest.approx(full[name].item(), rel=1e-6), name
 
@@ -119,15 +128,26 @@ def test_each_switch_removes_exactly_its_term(joint_inputs, switch, term):
 def test_uncertainty_off_fixes_alpha(joint_inputs):
     model, outputs, labels = joint_inputs
     plain_ce = torch.nn.functional.cross_entropy(outputs.logits, labels).item()
-    assert _terms(*joint_inputs, use_uncertainty=False)["trn_ce"].item() == pytest.approx(0.5 * plain_ce, rel=1e-6)
+    # alpha = 0.5, beta = 0.7: hard-label weight 0.5 + 0.5 * 0.3 (interpolate) or 0.5 (additive)
+    assert _terms(*joint_inputs, use_uncertainty=False)["trn_ce"].item() == pytest.approx(0.65 * plain_ce, rel=1e-6)
+    additive = _terms(*joint_inputs, use_uncertainty=False, transfer_mode="additive")
+    assert additive["trn_ce"].item() == pytest.approx(0.5 * plain_ce, rel=1e-6)
     no_transfer = _terms(*joint_inputs, use_uncertainty=False, use_pin_soft_labels=False)
     assert no_transfer["trn_ce"].item() == pytest.approx(plain_ce, rel=1e-6)
 
 
-def test_beta_scales_only_the_transfer_term(joint_inputs):
+def test_beta_moves_the_untrusted_share_to_pin(joint_inputs):
+    model, outputs, labels = joint_inputs
     low, high = _terms(*joint_inputs, beta=0.1), _terms(*joint_inputs, beta=0.4)
     assert high["trn_transfer"].item() == pytest.approx(4 * low["trn_transfer"].item(), rel=1e-5)
-    assert high["trn_ce"].item() == pytest.approx(low["trn_ce"].item())
+    ce = torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="none")
+    alpha = outputs.confidence
+    for beta, terms in ((0.1, low), (0.4, high)):
+        expected = ((alpha + (1 - alpha) * (1 - beta)) * ce).mean().item()
+        assert terms["trn_ce"].item() == pytest.approx(expected, rel=1e-5)
+    additive_low = _terms(*joint_inputs, beta=0.1, transfer_mode="additive")
+    additive_high = _terms(*joint_inputs, beta=0.4, transfer_mode="additive")
+    assert additive_low["trn_ce"].item() == pytest.approx(additive_high["trn_ce"].item())
 
 
 def test_weights_scale_their_terms(joint_inputs):
@@ -141,5 +161,7 @@ def test_weights_scale_their_terms(joint_inputs):
 def test_poi_config_checks():
     with pytest.raises(ValueError, match="share their classes"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(["happiness", "sadness"]))
+    with pytest.raises(ValueError, match="share in"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transfer_beta=2.0)
     with pytest.raises(ValueError, match="uncertainty_regularizer"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), uncertainty_regularizer="x")
