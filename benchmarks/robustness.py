@@ -63,8 +63,11 @@ def summarize_run(metrics: dict) -> dict:
     row.update({
         "best_accuracy": metrics.get("best", {}).get("accuracy"),
         "last5_accuracy": metrics.get("last5_mean", {}).get("accuracy"),
-        # only POI-R and SCN train their confidence head; the others' is untouched noise
-        "alpha_auroc": analysis.get("alpha_auroc_clean_vs_flipped") if metrics["method"] in ("poi", "scn") else None,
+        # alpha = the sample weights of training: POI-R's PIN label trust, SCN's attention; only POI-R and SCN train
+        # their confidence head (the others' is untouched noise)
+        "alpha_auroc": analysis.get("trust_auroc_clean_vs_flipped" if metrics["method"] == "poi" else
+                                    "alpha_auroc_clean_vs_flipped") if metrics["method"] in ("poi", "scn") else None,
+        "head_auroc": analysis.get("alpha_auroc_clean_vs_flipped") if metrics["method"] in ("poi", "scn") else None,
         "pin_train_accuracy": analysis.get("pin_train_accuracy_clean"),
         "achieved_noise_rate": analysis.get("noise_rate"),
         "train_runtime_s": metrics.get("train_runtime_s"),
@@ -91,7 +94,7 @@ def fmt(cell: dict | None, scale: float = 1.0, digits: int = 1) -> str:
 def markdown(results: dict) -> str:
     lines = [f"Machine: {results['machine']}. Seeds: {results['seeds']}. Command: `{results['command']}`.", ""]
     lines += ["| setting | method | test acc % | best acc % | last-5 acc % | mean class acc % | macro-F1 % | NLL | ECE % "
-              "| KL(true‖pred) | α AUROC | PIN train acc % |", "|" + "---|" * 12]
+              "| KL(true‖pred) | α AUROC | head AUROC | PIN train acc % |", "|" + "---|" * 13]
     for setting, methods in results["aggregates"].items():
         for method, agg in methods.items():
             lines.append(
@@ -99,6 +102,7 @@ def markdown(results: dict) -> str:
                 f"| {fmt(agg.get('last5_accuracy'), 100)} | {fmt(agg.get('test_mean_class_accuracy'), 100)} "
                 f"| {fmt(agg.get('test_macro_f1'), 100)} | {fmt(agg.get('test_nll'), 1, 3)} | {fmt(agg.get('test_ece'), 100)} "
                 f"| {fmt(agg.get('test_kl_true'), 1, 3)} | {fmt(agg.get('alpha_auroc'), 1, 3)} "
+                f"| {fmt(agg.get('head_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('pin_train_accuracy'), 100)} |")
     return "\n".join(lines) + "\n"
 
@@ -133,8 +137,9 @@ def plot(results: dict, out_dir: Path) -> None:
         for axis, (method, path) in zip(axes[0], histograms):
             data = np.load(path)
             bins = np.linspace(0, 1, 31)
-            axis.hist(data["confidence"][~data["flipped"]], bins=bins, alpha=0.6, density=True, label="clean label")
-            axis.hist(data["confidence"][data["flipped"]], bins=bins, alpha=0.6, density=True, label="flipped label")
+            alpha = data["trust"] if "trust" in data else data["confidence"]  # the weights training used
+            axis.hist(alpha[~data["flipped"]], bins=bins, alpha=0.6, density=True, label="clean label")
+            axis.hist(alpha[data["flipped"]], bins=bins, alpha=0.6, density=True, label="flipped label")
             axis.set_title(f"{method}: α on the train split ({noise_settings[-1]})")
             axis.set_xlabel("α (TRN confidence)")
             axis.legend()

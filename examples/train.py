@@ -206,10 +206,14 @@ def analyze_train_split(trainer, train_split, output_dir: Path) -> dict:
         "trn_train_fits_given": float((logits.argmax(-1) == given).mean()),
     }
     if pin:
+        pin_probs = softmax(pin[0])
+        trust = pin_probs[np.arange(len(given)), given] / pin_probs.max(-1)  # POI-R's sample weights (losses.label_trust)
+        analysis["trust_auroc_clean_vs_flipped"] = auroc(trust, ~flipped)
         analysis["pin_train_accuracy_clean"] = float((pin[0].argmax(-1) == clean).mean())
         analysis["pin_train_agrees_given"] = float((pin[0].argmax(-1) == given).mean())
     if trainer.is_world_process_zero():
-        np.savez_compressed(output_dir / "train_analysis.npz", confidence=confidence, flipped=flipped)
+        arrays = {"confidence": confidence, "flipped": flipped, **({"trust": trust} if pin else {})}
+        np.savez_compressed(output_dir / "train_analysis.npz", **arrays)
     return analysis
 
 

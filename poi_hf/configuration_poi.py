@@ -7,7 +7,7 @@ from .losses import TRANSFER_MODES
 from .pin import PINConfig
 from .trn import TRNConfig
 
-REGULARIZERS = ("log", "rank")
+REGULARIZERS = ("pin_agreement", "log", "rank")
 
 
 class POIConfig(PreTrainedConfig):
@@ -27,8 +27,11 @@ class POIConfig(PreTrainedConfig):
             moving ``(1 - alpha) * beta(e)`` from the hard label to PIN's soft label; `"additive"` is the literal
             ``alpha CE + beta (1 - alpha) T^2 KL`` (the hard label's weight is only alpha from the first step).
         transfer_ramp_epochs (`float`, defaults to 3.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
-        uncertainty_weight (`float`, defaults to 1.0): ``lambda`` of the confidence regulariser.
-        uncertainty_regularizer (`str`, defaults to `"log"`): `"log"` (``-log alpha``) or `"rank"` (SCN margin).
+        uncertainty_weight (`float`, defaults to 1.0): ``lambda`` of the uncertainty-head loss.
+        uncertainty_regularizer (`str`, defaults to `"pin_agreement"`): how alpha is made. `"pin_agreement"`: the
+            sample weight is PIN's relative support of the given label and the head learns to predict it (BCE);
+            `"log"` / `"rank"`: the head's output is the weight, kept from collapsing by ``-log alpha`` / SCN's
+            rank margin (see `poi_hf.losses`).
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
         pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.
@@ -52,7 +55,7 @@ class POIConfig(PreTrainedConfig):
     transfer_mode: str = "interpolate"
     transfer_ramp_epochs: float = 3.0
     uncertainty_weight: float = 1.0
-    uncertainty_regularizer: str = "log"
+    uncertainty_regularizer: str = "pin_agreement"
     au_loss_weight: float = 0.1
     mutual_weight: float = 1.0
     pin_loss_weight: float = 1.0

@@ -13,7 +13,11 @@ TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached s
                ("interpolate": the untrusted share 1 - alpha moves from the hard label to PIN's soft label as
                beta ramps from 0 to 1, so every sample keeps a total weight of 1)
     transfer   mean_i beta(e) * (1 - alpha_i) * T^2 * KL(s_i || softmax(z_i / T))
-    alpha_reg  keeps alpha from collapsing: ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank")
+    alpha_reg  trains the uncertainty head. Default "pin_agreement": the sample weights are PIN's relative support of
+               the given label, ``alpha_i = s_i[y_i] / max_c s_i[c]`` (detached), and the head learns to predict it
+               from the image (BCE), so the deployed ``confidence`` estimates how far a hard label for such a face
+               can be trusted. Ablations: the head's own output as alpha, kept from collapsing by
+               ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank").
 """
 
 from __future__ import annotations
@@ -117,11 +121,10 @@ def trn_losses(
     pin_soft_labels: torch.Tensor | None,
     beta: float,
     temperature: float,
-    regularizer: str = "log",
     target_distribution: torch.Tensor | None = None,
     mode: str = "interpolate",
 ) -> dict[str, torch.Tensor]:
-    """TRN's loss terms (scalars, each already multiplied by its sample weights but not by lambda).
+    """TRN's classification terms (scalars, each already multiplied by its sample weights).
 
     Args:
         logits: (B, C) TRN logits ``z``.
@@ -130,7 +133,6 @@ def trn_losses(
         pin_soft_labels: (B, C) PIN's soft label ``s`` (detached here), or None to drop the transfer term.
         beta: the transfer weight ``beta(e)`` for this step.
         temperature: ``T``.
-        regularizer: see `uncertainty_regularizer`.
         target_distribution: (B, C) annotation distribution used instead of ``labels`` for the CE term.
         mode: "interpolate" (default) or "additive", see the module docstring.
     """
@@ -148,8 +150,13 @@ def trn_losses(
     if pin_soft_labels is not None:
         kl = kl_to_target(pin_soft_labels.detach().float(), logits, temperature)
         terms["transfer"] = beta * ((1.0 - confidence) * kl).mean()
-    terms["alpha_reg"] = uncertainty_regularizer(confidence, regularizer)
     return terms
+
+
+def label_trust(soft_labels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """PIN's relative support of each given label, ``s[y] / max_c s[c]`` in (0, 1], detached. (B, C), (B,) -> (B,)."""
+    support = soft_labels.detach().float()
+    return support.gather(1, labels[:, None]).squeeze(1) / support.max(dim=-1).values
 
 
 def joint_losses(
@@ -187,22 +194,30 @@ def joint_losses(
         terms["pin_mutual"] = config.pin_loss_weight * config.mutual_weight * pin["mutual"]
 
     transfer_on = config.use_pin_soft_labels
-    if config.use_uncertainty:
-        confidence = outputs.confidence
+    head = outputs.confidence.float()
+    if not config.use_uncertainty:
+        confidence = torch.full_like(head, 0.5 if transfer_on else 1.0)
+    elif config.uncertainty_regularizer == "pin_agreement":
+        confidence = label_trust(outputs.pin_soft_labels, labels)
     else:
-        confidence = torch.full_like(outputs.confidence, 0.5 if transfer_on else 1.0)
+        confidence = head
     trn = trn_losses(
         outputs.logits, confidence, labels, outputs.pin_soft_labels if transfer_on else None, beta,
-        config.temperature, config.uncertainty_regularizer, soft_labels, config.transfer_mode,
+        config.temperature, soft_labels, config.transfer_mode,
     )
     terms["trn_ce"] = trn["ce"]
     if transfer_on:
         terms["trn_transfer"] = trn["transfer"]
     if config.use_uncertainty:
-        terms["alpha_reg"] = config.uncertainty_weight * trn["alpha_reg"]
+        if config.uncertainty_regularizer == "pin_agreement":
+            regularizer = F.binary_cross_entropy(head.clamp(1e-6, 1 - 1e-6), confidence)
+        else:
+            regularizer = uncertainty_regularizer(head, config.uncertainty_regularizer)
+        terms["alpha_reg"] = config.uncertainty_weight * regularizer
 
     total = sum(terms.values())
     terms["loss"] = total
     terms["alpha_mean"] = confidence.detach().float().mean()
+    terms["confidence_head_mean"] = head.detach().mean()
     terms["pin_agreement"] = (outputs.pin_soft_labels.detach().argmax(-1) == labels).float().mean()
     return terms

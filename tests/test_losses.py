@@ -9,6 +9,7 @@ from poi_hf import POIConfig, POIModel
 from poi_hf.losses import (
     joint_losses,
     kl_to_target,
+    label_trust,
     pin_losses,
     soft_cross_entropy,
     transfer_weight,
@@ -56,7 +57,6 @@ def test_trn_losses_by_hand():
     assert terms["ce"].item() == pytest.approx(0.4 * -math.log(0.75))
     # softmax([0, ln 3] / 2) = [1, sqrt 3] / (1 + sqrt 3): KL([1, 0] || .) = ln(1 + sqrt 3)
     assert terms["transfer"].item() == pytest.approx(0.5 * 0.6 * 4 * math.log(1 + math.sqrt(3)), rel=1e-5)
-    assert terms["alpha_reg"].item() == pytest.approx(-math.log(0.4))
     assert "transfer" not in trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), None, 0.5, 2.0)
     # interpolate: the hard label keeps alpha + (1 - alpha)(1 - beta) = 0.4 + 0.6 * 0.5 = 0.7; transfer unchanged
     interpolated = trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), beta=0.5,
@@ -125,6 +125,26 @@ def test_each_switch_removes_exactly_its_term(joint_inputs, switch, term):
         assert ablated[name].item() == pytest.approx(full[name].item(), rel=1e-6), name
 
 
+def test_label_trust_by_hand():
+    soft = torch.tensor([[0.5, 0.25, 0.25], [0.2, 0.2, 0.6]])
+    assert label_trust(soft, torch.tensor([1, 2])).tolist() == [0.5, 1.0]
+
+
+def test_pin_agreement_weights_and_head_target(joint_inputs):
+    """Default uncertainty: the sample weights are PIN's support of the label; the head is fitted to them (BCE)."""
+    model, outputs, labels = joint_inputs
+    trust = label_trust(outputs.pin_soft_labels, labels)
+    terms = _terms(*joint_inputs, beta=0.7)
+    ce = torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="none")
+    assert terms["trn_ce"].item() == pytest.approx(((trust + (1 - trust) * 0.3) * ce).mean().item(), rel=1e-5)
+    assert terms["alpha_mean"].item() == pytest.approx(trust.mean().item(), rel=1e-6)
+    bce = torch.nn.functional.binary_cross_entropy(outputs.confidence, trust).item()
+    assert terms["alpha_reg"].item() == pytest.approx(bce, rel=1e-5)
+    head = _terms(*joint_inputs, uncertainty_regularizer="log")
+    assert head["alpha_mean"].item() == pytest.approx(outputs.confidence.mean().item(), rel=1e-6)
+    assert head["alpha_reg"].item() == pytest.approx(-outputs.confidence.log().mean().item(), rel=1e-5)
+
+
 def test_uncertainty_off_fixes_alpha(joint_inputs):
     model, outputs, labels = joint_inputs
     plain_ce = torch.nn.functional.cross_entropy(outputs.logits, labels).item()
@@ -141,7 +161,7 @@ def test_beta_moves_the_untrusted_share_to_pin(joint_inputs):
     low, high = _terms(*joint_inputs, beta=0.1), _terms(*joint_inputs, beta=0.4)
     assert high["trn_transfer"].item() == pytest.approx(4 * low["trn_transfer"].item(), rel=1e-5)
     ce = torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="none")
-    alpha = outputs.confidence
+    alpha = label_trust(outputs.pin_soft_labels, labels)
     for beta, terms in ((0.1, low), (0.4, high)):
         expected = ((alpha + (1 - alpha) * (1 - beta)) * ce).mean().item()
         assert terms["trn_ce"].item() == pytest.approx(expected, rel=1e-5)
