@@ -24,29 +24,53 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("ce", "label_smoothing", "scn", "kd", "poi")  # kd distils the ce run of the same setting and seed
-ABLATIONS = ("use_au_prior", "use_mutual_learning", "use_uncertainty", "use_dynamic_transfer", "use_pin_soft_labels",
-             "use_landmarks")
+ABLATIONS = (
+    "use_au_prior",
+    "use_mutual_learning",
+    "use_uncertainty",
+    "use_dynamic_transfer",
+    "use_pin_soft_labels",
+    "use_landmarks",
+)
 TEST_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
 
 
 def settings(noise_levels: list[float], single_annotator: bool) -> dict[str, list[str]]:
     """Setting name -> the train.py flags that make its training labels."""
-    table = {f"noise{round(rate * 100):02d}": ["--synfer_label_mode", "clean", "--noise_rate", str(rate)]
-             for rate in noise_levels}
+    table = {
+        f"noise{round(rate * 100):02d}": ["--synfer_label_mode", "clean", "--noise_rate", str(rate)]
+        for rate in noise_levels
+    }
     if single_annotator:
         table["single_annotator"] = ["--synfer_label_mode", "subjective"]
     return table
 
 
-def run_one(run_dir: Path, method: str, seed: int, label_flags: list[str], common: list[str], extra: list[str],
-            log) -> dict:
+def run_one(
+    run_dir: Path, method: str, seed: int, label_flags: list[str], common: list[str], extra: list[str], log
+) -> dict:
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
         return json.loads(metrics_file.read_text())
     if run_dir.exists():  # an interrupted run: start it again from scratch
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-    command = [sys.executable, str(ROOT / "examples" / "train.py"), "--method", method, "--output_dir", str(run_dir),
-               "--seed", str(seed), "--synfer_seed", "0", "--noise_seed", str(seed), *label_flags, *common, *extra]
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "train.py"),
+        "--method",
+        method,
+        "--output_dir",
+        str(run_dir),
+        "--seed",
+        str(seed),
+        "--synfer_seed",
+        "0",
+        "--noise_seed",
+        str(seed),
+        *label_flags,
+        *common,
+        *extra,
+    ]
     start = time.time()
     log(f"run {run_dir.relative_to(run_dir.parents[2])}: {' '.join(command[2:])}")
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -60,18 +84,23 @@ def summarize_run(metrics: dict) -> dict:
     """The fields of one run that the tables report."""
     test, analysis = metrics["test"], metrics.get("train_analysis", {})
     row = {f"test_{name}": test.get(name) for name in TEST_METRICS}
-    row.update({
-        "best_accuracy": metrics.get("best", {}).get("accuracy"),
-        "last5_accuracy": metrics.get("last5_mean", {}).get("accuracy"),
-        # alpha = the sample weights of training: POI-R's PIN label trust, SCN's attention; only POI-R and SCN train
-        # their confidence head (the others' is untouched noise)
-        "alpha_auroc": analysis.get("trust_auroc_clean_vs_flipped" if metrics["method"] == "poi" else
-                                    "alpha_auroc_clean_vs_flipped") if metrics["method"] in ("poi", "scn") else None,
-        "head_auroc": analysis.get("alpha_auroc_clean_vs_flipped") if metrics["method"] in ("poi", "scn") else None,
-        "pin_train_accuracy": analysis.get("pin_train_accuracy_clean"),
-        "achieved_noise_rate": analysis.get("noise_rate"),
-        "train_runtime_s": metrics.get("train_runtime_s"),
-    })
+    row.update(
+        {
+            "best_accuracy": metrics.get("best", {}).get("accuracy"),
+            "last5_accuracy": metrics.get("last5_mean", {}).get("accuracy"),
+            # alpha = the sample weights of training: POI-R's PIN label trust, SCN's attention; only POI-R and SCN train
+            # their confidence head (the others' is untouched noise)
+            "alpha_auroc": analysis.get(
+                "trust_auroc_clean_vs_flipped" if metrics["method"] == "poi" else "alpha_auroc_clean_vs_flipped"
+            )
+            if metrics["method"] in ("poi", "scn")
+            else None,
+            "head_auroc": analysis.get("alpha_auroc_clean_vs_flipped") if metrics["method"] in ("poi", "scn") else None,
+            "pin_train_accuracy": analysis.get("pin_train_accuracy_clean"),
+            "achieved_noise_rate": analysis.get("noise_rate"),
+            "train_runtime_s": metrics.get("train_runtime_s"),
+        }
+    )
     return row
 
 
@@ -93,8 +122,11 @@ def fmt(cell: dict | None, scale: float = 1.0, digits: int = 1) -> str:
 
 def markdown(results: dict) -> str:
     lines = [f"Machine: {results['machine']}. Seeds: {results['seeds']}. Command: `{results['command']}`.", ""]
-    lines += ["| setting | method | test acc % | best acc % | last-5 acc % | mean class acc % | macro-F1 % | NLL | ECE % "
-              "| KL(true‖pred) | α AUROC | head AUROC | PIN train acc % |", "|" + "---|" * 13]
+    lines += [
+        "| setting | method | test acc % | best acc % | last-5 acc % | mean class acc % | macro-F1 % | NLL | ECE % "
+        "| KL(true‖pred) | α AUROC | head AUROC | PIN train acc % |",
+        "|" + "---|" * 13,
+    ]
     for setting, methods in results["aggregates"].items():
         for method, agg in methods.items():
             lines.append(
@@ -103,7 +135,8 @@ def markdown(results: dict) -> str:
                 f"| {fmt(agg.get('test_macro_f1'), 100)} | {fmt(agg.get('test_nll'), 1, 3)} | {fmt(agg.get('test_ece'), 100)} "
                 f"| {fmt(agg.get('test_kl_true'), 1, 3)} | {fmt(agg.get('alpha_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('head_auroc'), 1, 3)} "
-                f"| {fmt(agg.get('pin_train_accuracy'), 100)} |")
+                f"| {fmt(agg.get('pin_train_accuracy'), 100)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -116,12 +149,21 @@ def plot(results: dict, out_dir: Path) -> None:
     noise_settings = sorted(s for s in results["aggregates"] if s.startswith("noise"))
     figure, axis = plt.subplots(figsize=(6, 4))
     for method in METHODS:
-        points = [(int(s[5:]), results["aggregates"][s][method]["test_accuracy"]) for s in noise_settings
-                  if method in results["aggregates"][s] and "test_accuracy" in results["aggregates"][s][method]]
+        points = [
+            (int(s[5:]), results["aggregates"][s][method]["test_accuracy"])
+            for s in noise_settings
+            if method in results["aggregates"][s] and "test_accuracy" in results["aggregates"][s][method]
+        ]
         if points:
             xs, cells = zip(*points)
-            axis.errorbar(xs, [100 * c["mean"] for c in cells], yerr=[100 * c["std"] for c in cells], marker="o",
-                          capsize=3, label=method)
+            axis.errorbar(
+                xs,
+                [100 * c["mean"] for c in cells],
+                yerr=[100 * c["std"] for c in cells],
+                marker="o",
+                capsize=3,
+                label=method,
+            )
     axis.set_xlabel("symmetric label noise (%)")
     axis.set_ylabel("clean test accuracy (%)")
     axis.legend()
@@ -129,8 +171,14 @@ def plot(results: dict, out_dir: Path) -> None:
     figure.savefig(out_dir / "accuracy_vs_noise.png", dpi=110)
     plt.close(figure)
 
-    histograms = [(method, out_dir / "runs" / noise_settings[-1] / method / "seed0" / "train_analysis.npz")
-                  for method in ("poi", "scn")] if noise_settings else []
+    histograms = (
+        [
+            (method, out_dir / "runs" / noise_settings[-1] / method / "seed0" / "train_analysis.npz")
+            for method in ("poi", "scn")
+        ]
+        if noise_settings
+        else []
+    )
     histograms = [(m, p) for m, p in histograms if p.is_file()]
     if histograms:
         figure, axes = plt.subplots(1, len(histograms), figsize=(5 * len(histograms), 3.5), squeeze=False)
@@ -177,20 +225,46 @@ def main() -> None:
         log_file.write(message + "\n")
         log_file.flush()
 
-    common = ["--preset", args.preset, "--synfer_train", str(args.train_size), "--synfer_validation", "200",
-              "--synfer_test", str(args.test_size), "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size",
-              str(args.batch_size), "--eval_on_test", "True", "--save_strategy", "no", "--disable_tqdm", "True",
-              "--logging_steps", "20", "--scn_warmup_epochs", str(args.epochs / 3),
-              "--scn_relabel_epoch", str(args.epochs * 2 / 3)]
+    common = [
+        "--preset",
+        args.preset,
+        "--synfer_train",
+        str(args.train_size),
+        "--synfer_validation",
+        "200",
+        "--synfer_test",
+        str(args.test_size),
+        "--num_train_epochs",
+        str(args.epochs),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--eval_on_test",
+        "True",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "True",
+        "--logging_steps",
+        "20",
+        "--scn_warmup_epochs",
+        str(args.epochs / 3),
+        "--scn_relabel_epoch",
+        str(args.epochs * 2 / 3),
+    ]
     label_settings = settings(args.noise, not args.no_single_annotator)
     jobs = [(setting, method, []) for setting in label_settings for method in methods]
     top_noise = f"noise{round(max(args.noise) * 100):02d}"
     if args.ablations:
         jobs += [(top_noise, f"poi-no_{flag[4:]}", [f"--{flag}", "False"]) for flag in ABLATIONS]
 
-    results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "seeds": args.seeds, "command": " ".join(["python", "benchmarks/robustness.py", *sys.argv[1:]]),
-               "settings": {k: v for k, v in vars(args).items() if k != "out_dir"}, "runs": {}, "aggregates": {}}
+    results = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "seeds": args.seeds,
+        "command": " ".join(["python", "benchmarks/robustness.py", *sys.argv[1:]]),
+        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        "runs": {},
+        "aggregates": {},
+    }
     for seed in args.seeds:
         for setting, method, extra in jobs:
             run_dir = args.out_dir / "runs" / setting / method / f"seed{seed}"
@@ -200,7 +274,8 @@ def main() -> None:
             metrics = run_one(run_dir, base, seed, label_settings[setting], common, extra, log)
             results["runs"].setdefault(setting, {}).setdefault(method, {})[f"seed{seed}"] = summarize_run(metrics)
             results["aggregates"].setdefault(setting, {})[method] = aggregate(
-                list(results["runs"][setting][method].values()))
+                list(results["runs"][setting][method].values())
+            )
             # written after every run, so a long benchmark shows results as it goes
             (args.out_dir / "results.json").write_text(json.dumps(results, indent=2))
             (args.out_dir / "results.md").write_text(markdown(results))

@@ -33,11 +33,15 @@ from poi_hf.presets import PRESETS, pin_config, trn_config
 
 
 def build(preset: str, image_size: int, device: torch.device):
-    config = POIConfig(pin_config=pin_config(preset, image_size=image_size), trn_config=trn_config(preset, image_size=image_size))
+    config = POIConfig(
+        pin_config=pin_config(preset, image_size=image_size), trn_config=trn_config(preset, image_size=image_size)
+    )
     poi = POIModel(config).to(device)
     backbone = config.trn_config.backbone_config.to_dict()
-    resnet_config = ResNetConfig(**{k: backbone[k] for k in ("layer_type", "depths", "hidden_sizes", "embedding_size")},
-                                 num_labels=config.trn_config.num_labels)
+    resnet_config = ResNetConfig(
+        **{k: backbone[k] for k in ("layer_type", "depths", "hidden_sizes", "embedding_size")},
+        num_labels=config.trn_config.num_labels,
+    )
     resnet = ResNetForImageClassification(resnet_config).to(device)
     return poi, resnet
 
@@ -93,9 +97,15 @@ def measure_training(args, device) -> dict:
         joint.append(timed(lambda: joint_step(poi, poi_opt, pixels, landmarks, labels), device))
         ce.append(timed(lambda: ce_step(resnet, resnet_opt, pixels, labels), device))
     ratios = [j / c for j, c in zip(joint, ce)]
-    return {"joint_step_s": spread(joint), "ce_step_s": spread(ce), "joint_over_ce": spread(ratios),
-            "params_M": {"poi": sum(p.numel() for p in poi.parameters()) / 1e6,
-                         "resnet": sum(p.numel() for p in resnet.parameters()) / 1e6}}
+    return {
+        "joint_step_s": spread(joint),
+        "ce_step_s": spread(ce),
+        "joint_over_ce": spread(ratios),
+        "params_M": {
+            "poi": sum(p.numel() for p in poi.parameters()) / 1e6,
+            "resnet": sum(p.numel() for p in resnet.parameters()) / 1e6,
+        },
+    }
 
 
 @torch.inference_mode()
@@ -112,9 +122,14 @@ def measure_inference(args, device) -> dict:
         trn_rates, resnet_rates = [], []
         for _ in range(args.repeats):
             trn_rates.append(size * iterations / timed(lambda: [trn(pixels) for _ in range(iterations)], device))
-            resnet_rates.append(size * iterations / timed(lambda: [resnet(pixel_values=pixels) for _ in range(iterations)], device))
-        results[f"batch{size}"] = {"trn_img_s": spread(trn_rates), "resnet_img_s": spread(resnet_rates),
-                                   "trn_over_resnet": spread([t / r for t, r in zip(trn_rates, resnet_rates)])}
+            resnet_rates.append(
+                size * iterations / timed(lambda: [resnet(pixel_values=pixels) for _ in range(iterations)], device)
+            )
+        results[f"batch{size}"] = {
+            "trn_img_s": spread(trn_rates),
+            "resnet_img_s": spread(resnet_rates),
+            "trn_over_resnet": spread([t / r for t, r in zip(trn_rates, resnet_rates)]),
+        }
     return results
 
 
@@ -153,12 +168,30 @@ def memory_child(args, kind: str) -> None:
 def measure_memory(args) -> dict:
     peaks = {}
     for kind in ("joint", "ce"):
-        command = [sys.executable, __file__, "--memory_child", kind, "--preset", args.preset, "--image_size",
-                   str(args.image_size), "--batch_size", str(args.batch_size), "--device", args.device]
+        command = [
+            sys.executable,
+            __file__,
+            "--memory_child",
+            kind,
+            "--preset",
+            args.preset,
+            "--image_size",
+            str(args.image_size),
+            "--batch_size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+        ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         peaks[kind] = json.loads(output)["peak_bytes"] / 2**20
-    return {"joint_peak_MiB": peaks["joint"], "ce_peak_MiB": peaks["ce"], "joint_over_ce": peaks["joint"] / peaks["ce"],
-            "method": "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "peak RSS growth over the steps (VmHWM - VmRSS after building)"}
+    return {
+        "joint_peak_MiB": peaks["joint"],
+        "ce_peak_MiB": peaks["ce"],
+        "joint_over_ce": peaks["joint"] / peaks["ce"],
+        "method": "torch.cuda.max_memory_allocated"
+        if args.device.startswith("cuda")
+        else "peak RSS growth over the steps (VmHWM - VmRSS after building)",
+    }
 
 
 def main() -> None:
@@ -180,10 +213,17 @@ def main() -> None:
         memory_child(args, args.memory_child)
         return
     device = torch.device(args.device)
-    report = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "device": str(device),
-                          "threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-              "settings": {k: v for k, v in vars(args).items() if k not in ("out", "memory_child")}}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+        },
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "memory_child")},
+    }
     if "training" not in args.skip:
         report["training_step"] = measure_training(args, device)
     if "inference" not in args.skip:

@@ -30,8 +30,10 @@ def main() -> None:
         model.save_pretrained(args.output_dir / name)
         processor.save_pretrained(args.output_dir / name)
         reloaded = AutoModel.from_pretrained(args.output_dir / name)
-        print(f"{name}: saved to {args.output_dir / name}, reloaded as {type(reloaded).__name__}, "
-              f"{sum(p.numel() for p in reloaded.parameters()) / 1e6:.2f} M parameters")
+        print(
+            f"{name}: saved to {args.output_dir / name}, reloaded as {type(reloaded).__name__}, "
+            f"{sum(p.numel() for p in reloaded.parameters()) / 1e6:.2f} M parameters"
+        )
 
     trn = AutoModelForImageClassification.from_pretrained(args.output_dir / "trn")
     face = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8), mode="L")

@@ -49,9 +49,12 @@ logger = logging.getLogger("poi_hf.train")
 @dataclass
 class MethodArguments(BaselineSettings):
     method: str = field(default="poi", metadata={"help": f"One of {METHODS}: POI-R or a baseline trained alike."})
-    teacher_path: str | None = field(default=None, metadata={"help": "kd: a trained TRN folder (e.g. a ce run's trn/)."})
+    teacher_path: str | None = field(
+        default=None, metadata={"help": "kd: a trained TRN folder (e.g. a ce run's trn/)."}
+    )
     analyze_train: bool = field(
-        default=True, metadata={"help": "After training, score the train split: alpha AUROC flipped vs clean, PIN accuracy."}
+        default=True,
+        metadata={"help": "After training, score the train split: alpha AUROC flipped vs clean, PIN accuracy."},
     )
 
     def __post_init__(self):
@@ -90,8 +93,10 @@ class DataArguments:
     balanced_sampling: bool = field(default=False, metadata={"help": "Class-balanced sampler (AffectNet)."})
     eval_on_test: bool = field(
         default=False,
-        metadata={"help": "Evaluate every epoch on the test split (the FER papers' best/last-5 convention) instead "
-                          "of the validation split."},
+        metadata={
+            "help": "Evaluate every epoch on the test split (the FER papers' best/last-5 convention) instead "
+            "of the validation split."
+        },
     )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
@@ -99,11 +104,22 @@ class DataArguments:
 
 # The POI-R settings are POIConfig's own fields (one flag each, e.g. --use_uncertainty False), plus --use_au_prior,
 # which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss.
-POIArguments = make_dataclass("POIArguments", [
-    *[(f.name, f.type, field(default=f.default)) for f in fields(POIConfig)
-      if f.name in vars(POIConfig)["__annotations__"] and f.name not in ("pin_config", "trn_config", "use_au_loss")],
-    ("use_au_prior", bool, field(default=True, metadata={"help": "AU prior in PIN's aggregation and its AU loss."})),
-])
+POIArguments = make_dataclass(
+    "POIArguments",
+    [
+        *[
+            (f.name, f.type, field(default=f.default))
+            for f in fields(POIConfig)
+            if f.name in vars(POIConfig)["__annotations__"]
+            and f.name not in ("pin_config", "trn_config", "use_au_loss")
+        ],
+        (
+            "use_au_prior",
+            bool,
+            field(default=True, metadata={"help": "AU prior in PIN's aggregation and its AU loss."}),
+        ),
+    ],
+)
 
 
 def resolve_checkpoint(output_dir: Path, resume: str | None, model_type: str) -> str | None:
@@ -136,23 +152,39 @@ def load_data(data_args: DataArguments, image_size: int):
     """The DatasetDict and the names of its training / evaluation / test splits."""
     kwargs = {}
     if data_args.dataset == "synfer":
-        kwargs = {"num_train": data_args.synfer_train, "num_validation": data_args.synfer_validation,
-                  "num_test": data_args.synfer_test, "image_size": image_size, "label_mode": data_args.synfer_label_mode,
-                  "seed": data_args.synfer_seed}
+        kwargs = {
+            "num_train": data_args.synfer_train,
+            "num_validation": data_args.synfer_validation,
+            "num_test": data_args.synfer_test,
+            "image_size": image_size,
+            "label_mode": data_args.synfer_label_mode,
+            "seed": data_args.synfer_seed,
+        }
     if data_args.num_classes is not None:
         if data_args.dataset not in ("synfer", "ferplus", "affectnet"):
-            raise ValueError(f"--num_classes applies to synfer, ferplus and affectnet; {data_args.dataset} has fixed classes.")
+            raise ValueError(
+                f"--num_classes applies to synfer, ferplus and affectnet; {data_args.dataset} has fixed classes."
+            )
         kwargs["num_classes"] = data_args.num_classes
     if data_args.label_file is not None:
         kwargs["label_file"] = data_args.label_file
-    dataset = load_fer_dataset(data_args.dataset, data_args.data_dir, noise_rate=data_args.noise_rate,
-                               noise_type=data_args.noise_type, noise_seed=data_args.noise_seed, **kwargs)
+    dataset = load_fer_dataset(
+        data_args.dataset,
+        data_args.data_dir,
+        noise_rate=data_args.noise_rate,
+        noise_type=data_args.noise_type,
+        noise_seed=data_args.noise_seed,
+        **kwargs,
+    )
     if "train" not in dataset:
         raise ValueError(f"Dataset {data_args.dataset!r} has no train split (splits: {list(dataset)}).")
     test_split = "test" if "test" in dataset else "validation"
     eval_split = "validation" if "validation" in dataset and not data_args.eval_on_test else test_split
-    for split, limit in (("train", data_args.max_train_samples), (eval_split, data_args.max_eval_samples),
-                         (test_split, data_args.max_eval_samples)):
+    for split, limit in (
+        ("train", data_args.max_train_samples),
+        (eval_split, data_args.max_eval_samples),
+        (test_split, data_args.max_eval_samples),
+    ):
         if limit is not None:
             dataset[split] = dataset[split].select(range(min(limit, len(dataset[split]))))
         if len(dataset[split]) == 0:
@@ -160,8 +192,9 @@ def load_data(data_args: DataArguments, image_size: int):
     return dataset, eval_split, test_split
 
 
-def build_model(model_args: ModelArguments, poi_args: POIArguments, method: str, class_names, preset: str,
-                image_size: int) -> POIModel | TRNForImageClassification:
+def build_model(
+    model_args: ModelArguments, poi_args: POIArguments, method: str, class_names, preset: str, image_size: int
+) -> POIModel | TRNForImageClassification:
     """POI-R's PIN + TRN, or the TRN alone for a baseline (same backbone, same size)."""
     trn = trn_config(preset, class_names, image_size=image_size)
     if method != "poi":
@@ -207,7 +240,9 @@ def analyze_train_split(trainer, train_split, output_dir: Path) -> dict:
     }
     if pin:
         pin_probs = softmax(pin[0])
-        trust = pin_probs[np.arange(len(given)), given] / pin_probs.max(-1)  # POI-R's sample weights (losses.label_trust)
+        trust = pin_probs[np.arange(len(given)), given] / pin_probs.max(
+            -1
+        )  # POI-R's sample weights (losses.label_trust)
         analysis["trust_auroc_clean_vs_flipped"] = auroc(trust, ~flipped)
         analysis["pin_train_accuracy_clean"] = float((pin[0].argmax(-1) == clean).mean())
         analysis["pin_train_agrees_given"] = float((pin[0].argmax(-1) == given).mean())
@@ -224,8 +259,9 @@ def main(argv: list[str] | None = None) -> dict:
         method_args, model_args, data_args, poi_args, training_args = parser.parse_json_file(argv[0])
     else:
         method_args, model_args, data_args, poi_args, training_args = parser.parse_args_into_dataclasses(argv)
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if training_args.should_log else logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
+    )
     method = method_args.method
 
     preset = model_args.preset if model_args.preset != "auto" else ("paper" if torch.cuda.is_available() else "cpu")
@@ -243,26 +279,41 @@ def main(argv: list[str] | None = None) -> dict:
     if checkpoint is not None:
         saved = type(model.config).from_pretrained(checkpoint)
         if saved.id2label != model.config.id2label:
-            raise ValueError(f"Checkpoint {checkpoint} was trained on classes {saved.id2label}, this data has "
-                             f"{model.config.id2label}.")
+            raise ValueError(
+                f"Checkpoint {checkpoint} was trained on classes {saved.id2label}, this data has "
+                f"{model.config.id2label}."
+            )
 
     processor = POIImageProcessor(size={"height": image_size, "width": image_size})
-    transform = {"image_size": image_size, "mean": tuple(processor.image_mean), "std": tuple(processor.image_std),
-                 "crop_style": CROP_STYLES[data_args.dataset]}
+    transform = {
+        "image_size": image_size,
+        "mean": tuple(processor.image_mean),
+        "std": tuple(processor.image_std),
+        "crop_style": CROP_STYLES[data_args.dataset],
+    }
     dataset["train"] = dataset["train"].add_column("index", list(range(len(dataset["train"]))))
     augmentation = data_args.augmentation
     if augmentation == "auto":
         augmentation = "light" if data_args.dataset == "synfer" else "strong"
     set_fer_transforms(dataset, augmentation=augmentation, **transform)
     columns = dataset[eval_split].column_names
-    training_args.label_names = ["labels"] + [name for column, name in (("clean_label", "clean_labels"),
-                                                                        ("true_distribution", "true_distribution"))
-                                              if column in columns]
+    training_args.label_names = ["labels"] + [
+        name
+        for column, name in (("clean_label", "clean_labels"), ("true_distribution", "true_distribution"))
+        if column in columns
+    ]
     noise = f" ({data_args.noise_rate:.0%} {data_args.noise_type} noise)" if data_args.noise_rate else ""
-    hyperparameters = {"method": method, "preset": preset, "image_size": image_size, **asdict(data_args),
-                       **(asdict(poi_args) if method == "poi" else asdict(method_args)),
-                       "epochs": training_args.num_train_epochs, "batch_size": training_args.per_device_train_batch_size,
-                       "learning_rate": training_args.learning_rate, "seed": training_args.seed}
+    hyperparameters = {
+        "method": method,
+        "preset": preset,
+        "image_size": image_size,
+        **asdict(data_args),
+        **(asdict(poi_args) if method == "poi" else asdict(method_args)),
+        "epochs": training_args.num_train_epochs,
+        "batch_size": training_args.per_device_train_batch_size,
+        "learning_rate": training_args.learning_rate,
+        "seed": training_args.seed,
+    }
     common = dict(
         model=model,
         args=training_args,
@@ -272,8 +323,11 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=processor,
         compute_metrics=build_compute_metrics(training_args.label_names),
         balanced_sampling=data_args.balanced_sampling,
-        card_info={"dataset_name": data_args.dataset + noise, "repo_id": output_dir.name,
-                   "hyperparameters": hyperparameters},
+        card_info={
+            "dataset_name": data_args.dataset + noise,
+            "repo_id": output_dir.name,
+            "hyperparameters": hyperparameters,
+        },
     )
     if method == "poi":
         trainer = POITrainer(**common)
@@ -285,16 +339,21 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_state()  # trainer_state.json: the full log history, also when no checkpoint was kept
 
     prediction = trainer.predict(dataset[test_split], metric_key_prefix="test")
-    test_metrics = {key[len("test_"):]: value for key, value in prediction.metrics.items()}
+    test_metrics = {key[len("test_") :]: value for key, value in prediction.metrics.items()}
     trainer.save_model(str(output_dir))
     trainer.export(output_dir, test_metrics, split=test_split)
-    results = {"method": method, "test_split": test_split, "test": test_metrics,
-               **summarize_history(trainer.state.log_history),
-               "train_runtime_s": next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), None),
-               "hyperparameters": hyperparameters}
+    results = {
+        "method": method,
+        "test_split": test_split,
+        "test": test_metrics,
+        **summarize_history(trainer.state.log_history),
+        "train_runtime_s": next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), None),
+        "hyperparameters": hyperparameters,
+    }
     if method_args.analyze_train:
         results["train_analysis"] = analyze_train_split(
-            trainer, dataset["train"].with_transform(FEREvalTransform(**transform)), output_dir)
+            trainer, dataset["train"].with_transform(FEREvalTransform(**transform)), output_dir
+        )
     if trainer.is_world_process_zero():
         (output_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
         plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
@@ -302,8 +361,12 @@ def main(argv: list[str] | None = None) -> dict:
         targets = dict(zip(training_args.label_names, label_ids))
         labels = targets.get("clean_labels", targets["labels"]).astype(np.int64)
         predicted = softmax(prediction.predictions[0]).argmax(-1)
-        plot_confusion_matrix(confusion_matrix(labels, predicted, len(class_names)), class_names,
-                              output_dir / "confusion_matrix.png", title=f"TRN on {test_split}")
+        plot_confusion_matrix(
+            confusion_matrix(labels, predicted, len(class_names)),
+            class_names,
+            output_dir / "confusion_matrix.png",
+            title=f"TRN on {test_split}",
+        )
         print_summary(results, output_dir)
     return results
 

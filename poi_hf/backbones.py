@@ -28,8 +28,10 @@ class LoadReport:
     skipped_classifier: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"{self.loaded} tensors loaded, {len(self.missing)} missing {self.missing[:5]}, "
-                f"{len(self.unexpected)} unexpected {self.unexpected[:5]}, classifier skipped {self.skipped_classifier}")
+        return (
+            f"{self.loaded} tensors loaded, {len(self.missing)} missing {self.missing[:5]}, "
+            f"{len(self.unexpected)} unexpected {self.unexpected[:5]}, classifier skipped {self.skipped_classifier}"
+        )
 
 
 def torchvision_to_transformers_key(key: str) -> str | None:
@@ -40,7 +42,7 @@ def torchvision_to_transformers_key(key: str) -> str | None:
     """
     for prefix, target in _STEM.items():
         if key.startswith(prefix):
-            return target + key[len(prefix):]
+            return target + key[len(prefix) :]
     if match := _BLOCK.match(key):
         stage, block, kind, index, rest = match.groups()
         module = "convolution" if kind == "conv" else "normalization"
@@ -55,14 +57,17 @@ def torchvision_to_transformers_key(key: str) -> str | None:
 def read_state_dict(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A plain state dict from a file (``torch.load(weights_only=True)``) or mapping; unwraps ``{"state_dict": ...}``
     and strips DataParallel's ``module.`` prefix."""
-    state = torch.load(source, map_location="cpu", weights_only=True) if isinstance(source, (str, os.PathLike)) else source
+    state = (
+        torch.load(source, map_location="cpu", weights_only=True) if isinstance(source, (str, os.PathLike)) else source
+    )
     if "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     return {key.removeprefix("module."): value for key, value in state.items() if isinstance(value, torch.Tensor)}
 
 
-def load_torchvision_resnet(backbone: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor],
-                            strict: bool = False) -> LoadReport:
+def load_torchvision_resnet(
+    backbone: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], strict: bool = False
+) -> LoadReport:
     """Copy torchvision-layout ResNet weights into a transformers ``ResNetBackbone``.
 
     Args:
@@ -85,8 +90,10 @@ def load_torchvision_resnet(backbone: nn.Module, source: str | os.PathLike | Map
             report.unexpected.append(key)
             continue
         if target_state[target].shape != value.shape:
-            raise ValueError(f"{key} has shape {tuple(value.shape)} but the backbone's {target} is "
-                             f"{tuple(target_state[target].shape)}: the checkpoint is a different ResNet.")
+            raise ValueError(
+                f"{key} has shape {tuple(value.shape)} but the backbone's {target} is "
+                f"{tuple(target_state[target].shape)}: the checkpoint is a different ResNet."
+            )
         mapped[target] = value
     report.loaded = len(mapped)
     report.missing = sorted(set(target_state) - set(mapped))

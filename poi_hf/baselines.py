@@ -77,8 +77,8 @@ def baseline_losses(
     elif method == "scn":
         terms = {
             "ce": F.cross_entropy(confidence[:, None] * logits, labels),
-            "rank": settings.scn_rank_weight * uncertainty_regularizer(
-                confidence, "rank", settings.scn_rank_margin, settings.scn_high_ratio),
+            "rank": settings.scn_rank_weight
+            * uncertainty_regularizer(confidence, "rank", settings.scn_rank_margin, settings.scn_high_ratio),
         }
     else:  # kd
         if teacher_logits is None:

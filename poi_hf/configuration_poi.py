@@ -75,9 +75,13 @@ class POIConfig(PreTrainedConfig):
         if self.transfer_mode not in TRANSFER_MODES:
             raise ValueError(f"transfer_mode must be one of {TRANSFER_MODES}, got {self.transfer_mode!r}.")
         if self.transfer_mode == "interpolate" and not 0.0 <= self.transfer_beta <= 1.0:
-            raise ValueError(f"With transfer_mode='interpolate', transfer_beta is a share in [0, 1], got {self.transfer_beta}.")
+            raise ValueError(
+                f"With transfer_mode='interpolate', transfer_beta is a share in [0, 1], got {self.transfer_beta}."
+            )
         if self.uncertainty_regularizer not in REGULARIZERS:
-            raise ValueError(f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}.")
+            raise ValueError(
+                f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}."
+            )
 
 
 __all__ = ["POIConfig"]

@@ -97,7 +97,9 @@ def pin_losses(
     return {"ce": ce, "au": au, "mutual": mutual}
 
 
-def uncertainty_regularizer(confidence: torch.Tensor, kind: str, margin: float = 0.15, high_ratio: float = 0.7) -> torch.Tensor:
+def uncertainty_regularizer(
+    confidence: torch.Tensor, kind: str, margin: float = 0.15, high_ratio: float = 0.7
+) -> torch.Tensor:
     """Keeps the confidence ``alpha`` (B,) from collapsing to 0.
 
     "log": ``-mean log alpha``. Minimising ``alpha * l_i - log alpha`` gives ``alpha_i = min(1, 1 / l_i)``-like
@@ -184,8 +186,14 @@ def joint_losses(
         ``pin_agreement`` (share of samples whose label is PIN's top class).
     """
     pin = pin_losses(
-        outputs.pin_member_logits, outputs.pin_au_logits, outputs.pin_soft_labels, labels, au_prior, region_aus,
-        config.pin_config.temperature, soft_labels,
+        outputs.pin_member_logits,
+        outputs.pin_au_logits,
+        outputs.pin_soft_labels,
+        labels,
+        au_prior,
+        region_aus,
+        config.pin_config.temperature,
+        soft_labels,
     )
     terms = {"pin_ce": config.pin_loss_weight * pin["ce"]}
     if config.use_au_loss:
@@ -202,8 +210,14 @@ def joint_losses(
     else:
         confidence = head
     trn = trn_losses(
-        outputs.logits, confidence, labels, outputs.pin_soft_labels if transfer_on else None, beta,
-        config.temperature, soft_labels, config.transfer_mode,
+        outputs.logits,
+        confidence,
+        labels,
+        outputs.pin_soft_labels if transfer_on else None,
+        beta,
+        config.temperature,
+        soft_labels,
+        config.transfer_mode,
     )
     terms["trn_ce"] = trn["ce"]
     if transfer_on:

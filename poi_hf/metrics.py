@@ -17,7 +17,10 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, num_bins: 
     correct = probs.argmax(axis=1) == labels
     bins = np.minimum((confidence * num_bins).astype(int), num_bins - 1)
     counts = np.bincount(bins, minlength=num_bins)
-    gap = np.abs(np.bincount(bins, weights=confidence, minlength=num_bins) - np.bincount(bins, weights=correct, minlength=num_bins))
+    gap = np.abs(
+        np.bincount(bins, weights=confidence, minlength=num_bins)
+        - np.bincount(bins, weights=correct, minlength=num_bins)
+    )
     return float(gap.sum() / max(len(labels), 1)) if counts.sum() else 0.0
 
 

@@ -43,8 +43,12 @@ class POIModel(PreTrainedModel):
     input_modalities = ("image",)
     accepts_loss_kwargs = False
 
-    def __init__(self, config: POIConfig, pin: PINForImageClassification | None = None,
-                 trn: TRNForImageClassification | None = None):
+    def __init__(
+        self,
+        config: POIConfig,
+        pin: PINForImageClassification | None = None,
+        trn: TRNForImageClassification | None = None,
+    ):
         super().__init__(config)
         self.pin = pin if pin is not None else PINForImageClassification(config.pin_config)
         self.trn = trn if trn is not None else TRNForImageClassification(config.trn_config)

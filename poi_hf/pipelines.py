@@ -85,8 +85,9 @@ class FacialExpressionRecognitionPipeline(Pipeline):
             if not isinstance(pin_model, PINForImageClassification):
                 pin_model = PINForImageClassification.from_pretrained(pin_model)
             if pin_model.config.id2label != self.model.config.id2label:
-                raise ValueError(f"The PIN's classes {pin_model.config.id2label} differ from the TRN's "
-                                 f"{self.model.config.id2label}.")
+                raise ValueError(
+                    f"The PIN's classes {pin_model.config.id2label} differ from the TRN's {self.model.config.id2label}."
+                )
             self.pin_model = pin_model.to(self.device).eval()
             self.pin_image_processor = AutoImageProcessor.from_pretrained(pin_model.name_or_path)
 
@@ -96,8 +97,10 @@ class FacialExpressionRecognitionPipeline(Pipeline):
     def preprocess(self, image, allow_no_face: bool = False) -> dict[str, Any]:
         crops = crop_faces(image, self.face_detector, self.crop_size, self.crop_style)
         if not crops and not allow_no_face:
-            raise NoFaceError("No face found in the image. Use a photo with a visible, roughly frontal face of at "
-                              "least 20 pixels, or pass allow_no_face=True to get an empty result.")
+            raise NoFaceError(
+                "No face found in the image. Use a photo with a visible, roughly frontal face of at "
+                "least 20 pixels, or pass allow_no_face=True to get an empty result."
+            )
         inputs: dict[str, Any] = {"crops": crops}
         if crops:
             images = [crop.image for crop in crops]
@@ -115,10 +118,15 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         outputs["probabilities"] = trn.logits.float().softmax(-1)
         outputs["confidence"] = trn.confidence.float()
         if self.pin_model is not None:
-            pin = self.pin_model(pixel_values=model_inputs["pin_pixel_values"].to(self.pin_model.dtype),
-                                 landmarks=model_inputs["landmarks"])
-            outputs.update(pin_probabilities=pin.soft_labels.float(), region_contributions=pin.region_contributions,
-                           region_boxes=pin.region_boxes)
+            pin = self.pin_model(
+                pixel_values=model_inputs["pin_pixel_values"].to(self.pin_model.dtype),
+                landmarks=model_inputs["landmarks"],
+            )
+            outputs.update(
+                pin_probabilities=pin.soft_labels.float(),
+                region_contributions=pin.region_contributions,
+                region_boxes=pin.region_boxes,
+            )
         return outputs
 
     def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, Any]]:

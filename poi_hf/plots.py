@@ -48,8 +48,15 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     axis.set_ylabel("true")
     for row in range(len(class_names)):
         for col in range(len(class_names)):
-            axis.text(col, row, f"{matrix[row, col]}", ha="center", va="center",
-                      color="white" if rates[row, col] > 0.5 else "black", fontsize=8)
+            axis.text(
+                col,
+                row,
+                f"{matrix[row, col]}",
+                ha="center",
+                va="center",
+                color="white" if rates[row, col] > 0.5 else "black",
+                fontsize=8,
+            )
     axis.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

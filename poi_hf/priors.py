@@ -36,9 +36,7 @@ CLASS_NAMES: tuple[str, ...] = (
 
 BASIC_CLASS_NAMES: tuple[str, ...] = CLASS_NAMES[:7]
 
-AU_NAMES: tuple[str, ...] = tuple(
-    f"AU{n}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 26)
-)
+AU_NAMES: tuple[str, ...] = tuple(f"AU{n}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 26))
 """The 18 action units PIN reasons about: AUE-CRL's 17 plus AU14 (dimpler) for contempt."""
 
 AU_DESCRIPTIONS: dict[str, str] = {
@@ -69,7 +67,17 @@ EMOTION_AUS: dict[str, dict[str, float]] = {
     "sadness": {"AU1": 1.0, "AU7": 1.0, "AU15": 1.0, "AU4": 0.5, "AU6": 0.5, "AU17": 0.5},
     "anger": {"AU4": 1.0, "AU5": 1.0, "AU23": 1.0, "AU24": 1.0, "AU7": 0.5, "AU17": 0.5},
     "disgust": {"AU9": 1.0, "AU10": 1.0, "AU17": 0.5, "AU25": 0.5},
-    "fear": {"AU1": 1.0, "AU2": 1.0, "AU4": 1.0, "AU5": 1.0, "AU7": 1.0, "AU20": 1.0, "AU23": 0.5, "AU25": 0.5, "AU26": 0.5},
+    "fear": {
+        "AU1": 1.0,
+        "AU2": 1.0,
+        "AU4": 1.0,
+        "AU5": 1.0,
+        "AU7": 1.0,
+        "AU20": 1.0,
+        "AU23": 0.5,
+        "AU25": 0.5,
+        "AU26": 0.5,
+    },
     "contempt": {"AU12": 1.0, "AU14": 1.0},
 }
 

@@ -128,8 +128,13 @@ class POITrainer(Trainer):
         outputs = model(pixel_values=inputs["pixel_values"], landmarks=inputs.get("landmarks"))
         unwrapped = self.accelerator.unwrap_model(model)
         terms = joint_losses(
-            unwrapped.config, outputs, inputs["labels"], unwrapped.pin.priors.au_prior,
-            unwrapped.pin.priors.region_aus, self.current_beta(), inputs.get("soft_labels"),
+            unwrapped.config,
+            outputs,
+            inputs["labels"],
+            unwrapped.pin.priors.au_prior,
+            unwrapped.pin.priors.region_aus,
+            self.current_beta(),
+            inputs.get("soft_labels"),
         )
         if model.training:
             for name, value in terms.items():
@@ -148,16 +153,20 @@ class POITrainer(Trainer):
 
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)
-        checkpoint_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        checkpoint_dir = os.path.join(
+            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )
         latest = next((entry for entry in reversed(self.state.log_history) if "eval_accuracy" in entry), {})
-        self.export(checkpoint_dir, {name[len("eval_"):]: value for name, value in latest.items()}, split="validation")
+        self.export(checkpoint_dir, {name[len("eval_") :]: value for name, value in latest.items()}, split="validation")
 
     def exported_models(self) -> list[tuple[str, PreTrainedModel, str]]:
         """(folder name, model, its key prefix in the trained model's state dict) of each standalone export."""
         unwrapped = self.accelerator.unwrap_model(self.model)
         return [("trn", unwrapped.trn, "trn."), ("pin", unwrapped.pin, "pin.")]
 
-    def export(self, output_dir: str | os.PathLike, metrics: Mapping[str, float] | None = None, split: str = "test") -> None:
+    def export(
+        self, output_dir: str | os.PathLike, metrics: Mapping[str, float] | None = None, split: str = "test"
+    ) -> None:
         """Write standalone checkpoints (``trn/``, and ``pin/`` for POI-R) with model cards into ``output_dir``.
 
         Collective under FSDP (the full state dict is gathered), so every rank must call it; rank 0 writes.
@@ -167,10 +176,12 @@ class POITrainer(Trainer):
             return
         metrics = dict(metrics or {})
         for name, submodel, prefix in self.exported_models():
-            sub_state = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
-            sub_metrics = metrics if name == "trn" else {
-                key[len("pin_"):]: value for key, value in metrics.items() if key.startswith("pin_")
-            }
+            sub_state = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+            sub_metrics = (
+                metrics
+                if name == "trn"
+                else {key[len("pin_") :]: value for key, value in metrics.items() if key.startswith("pin_")}
+            )
             card = model_card(
                 submodel,
                 repo_id=self.card_info.get("repo_id", f"poi-r-{name}"),

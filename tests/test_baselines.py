@@ -38,8 +38,9 @@ def test_scn_loss_by_hand():
 
 def test_kd_by_hand():
     settings = BaselineSettings("kd", kd_weight=0.25, kd_temperature=2.0)
-    terms = baseline_losses(settings, torch.zeros(1, 2), torch.ones(1), torch.tensor([0]),
-                            teacher_logits=torch.tensor([[2 * LN3, 0.0]]))
+    terms = baseline_losses(
+        settings, torch.zeros(1, 2), torch.ones(1), torch.tensor([0]), teacher_logits=torch.tensor([[2 * LN3, 0.0]])
+    )
     # teacher at T=2: softmax([ln 3, 0]) = [0.75, 0.25]; student uniform; KL = 0.75 ln 1.5 + 0.25 ln 0.5; x T^2
     kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
     assert terms["ce"].item() == pytest.approx(0.75 * math.log(2))
@@ -49,12 +50,14 @@ def test_kd_by_hand():
 
 
 def test_scn_relabel_only_where_margin_holds():
-    probs = torch.tensor([
-        [0.70, 0.20, 0.10],  # label 1: 0.70 - 0.20 = 0.50 > 0.2 -> relabel to 0
-        [0.45, 0.30, 0.25],  # label 1: 0.15 <= 0.2 -> keep
-        [0.10, 0.10, 0.80],  # label 2 is the top class -> keep
-        [0.41, 0.39, 0.20],  # label 2: 0.21 > 0.2 -> relabel to 0
-    ])
+    probs = torch.tensor(
+        [
+            [0.70, 0.20, 0.10],  # label 1: 0.70 - 0.20 = 0.50 > 0.2 -> relabel to 0
+            [0.45, 0.30, 0.25],  # label 1: 0.15 <= 0.2 -> keep
+            [0.10, 0.10, 0.80],  # label 2 is the top class -> keep
+            [0.41, 0.39, 0.20],  # label 2: 0.21 > 0.2 -> relabel to 0
+        ]
+    )
     labels = torch.tensor([1, 1, 2, 2])
     assert scn_relabel(probs, labels, 0.2).tolist() == [0, 1, 2, 0]
     assert scn_relabel(probs, labels, 0.6).tolist() == [1, 1, 2, 2]
@@ -82,8 +85,11 @@ def test_scn_trainer_relabels_training_samples(tmp_path):
     dataset = tiny_synfer(tmp_path / "synfer", num_train=32, num_eval=8)
     base = tiny_trainer(tmp_path / "run", dataset, num_train_epochs=1, save_strategy="no")
     trainer = BaselineTrainer(
-        model=TRNForImageClassification(tiny_trn_config()), args=base.args, train_dataset=dataset["train"],
-        data_collator=base.data_collator, processing_class=base.processing_class,
+        model=TRNForImageClassification(tiny_trn_config()),
+        args=base.args,
+        train_dataset=dataset["train"],
+        data_collator=base.data_collator,
+        processing_class=base.processing_class,
         baseline=BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, scn_warmup_epochs=0.0),
     )
     before = trainer.label_table.clone()

@@ -15,11 +15,32 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.mark.slow
 def test_two_process_ddp_training(tmp_path):
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29531",
-               str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "synfer")]
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "1",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29531",
+        str(HERE / "ddp_worker.py"),
+        str(tmp_path),
+        str(tmp_path / "synfer"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=HERE.parent)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 

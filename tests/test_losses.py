@@ -25,10 +25,12 @@ def test_soft_cross_entropy_and_kl_by_hand():
     logits = torch.tensor([[0.0, LN3]])  # softmax = [0.25, 0.75]
     assert soft_cross_entropy(logits, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(-math.log(0.75))
     assert soft_cross_entropy(logits, torch.tensor([[0.5, 0.5]])).item() == pytest.approx(
-        -(0.5 * math.log(0.25) + 0.5 * math.log(0.75)))
+        -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    )
     # T = 2: softmax([0, 2 ln 3] / 2) = [0.25, 0.75]; KL([1, 0] || that) = ln 4; times T^2 = 4
     assert kl_to_target(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2 * LN3]]), 2.0).item() == pytest.approx(
-        4 * math.log(4.0))
+        4 * math.log(4.0)
+    )
     assert kl_to_target(torch.tensor([[0.5, 0.5]]), torch.zeros(1, 2), 3.0).item() == pytest.approx(0.0, abs=1e-7)
 
 
@@ -52,15 +54,23 @@ def test_uncertainty_regularizers_by_hand():
 
 def test_trn_losses_by_hand():
     logits = torch.tensor([[0.0, LN3]])
-    terms = trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), beta=0.5,
-                       temperature=2.0, mode="additive")
+    terms = trn_losses(
+        logits,
+        torch.tensor([0.4]),
+        torch.tensor([1]),
+        torch.tensor([[1.0, 0.0]]),
+        beta=0.5,
+        temperature=2.0,
+        mode="additive",
+    )
     assert terms["ce"].item() == pytest.approx(0.4 * -math.log(0.75))
     # softmax([0, ln 3] / 2) = [1, sqrt 3] / (1 + sqrt 3): KL([1, 0] || .) = ln(1 + sqrt 3)
     assert terms["transfer"].item() == pytest.approx(0.5 * 0.6 * 4 * math.log(1 + math.sqrt(3)), rel=1e-5)
     assert "transfer" not in trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), None, 0.5, 2.0)
     # interpolate: the hard label keeps alpha + (1 - alpha)(1 - beta) = 0.4 + 0.6 * 0.5 = 0.7; transfer unchanged
-    interpolated = trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), beta=0.5,
-                              temperature=2.0)
+    interpolated = trn_losses(
+        logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), beta=0.5, temperature=2.0
+    )
     assert interpolated["ce"].item() == pytest.approx(0.7 * -math.log(0.75))
     assert interpolated["transfer"].item() == pytest.approx(terms["transfer"].item())
     with pytest.raises(ValueError, match="Unknown transfer mode"):
@@ -71,16 +81,26 @@ def test_pin_losses_by_hand():
     au_prior = torch.tensor([[1.0, 0.5], [0.0, 0.0]])  # class 0 shows AU a strongly, AU b often
     region_aus = torch.tensor([[1.0, 0.0]])  # the one region can only show AU a
     members = torch.zeros(1, 2, 2)
-    terms = pin_losses(members, torch.zeros(1, 1, 2), torch.full((1, 2), 0.5), torch.tensor([0]), au_prior,
-                       region_aus, temperature=2.0)
+    terms = pin_losses(
+        members, torch.zeros(1, 1, 2), torch.full((1, 2), 0.5), torch.tensor([0]), au_prior, region_aus, temperature=2.0
+    )
     assert terms["ce"].item() == pytest.approx(math.log(2))
     assert terms["au"].item() == pytest.approx(math.log(2))  # BCE(0, 1) on AU a only; AU b is masked out
     assert terms["mutual"].item() == pytest.approx(0.0, abs=1e-7)
-    soft = pin_losses(members + torch.tensor([0.0, LN3]), torch.zeros(1, 1, 2), torch.full((1, 2), 0.5),
-                      torch.tensor([0]), au_prior, region_aus, 2.0, target_distribution=torch.tensor([[0.5, 0.5]]))
+    soft = pin_losses(
+        members + torch.tensor([0.0, LN3]),
+        torch.zeros(1, 1, 2),
+        torch.full((1, 2), 0.5),
+        torch.tensor([0]),
+        au_prior,
+        region_aus,
+        2.0,
+        target_distribution=torch.tensor([[0.5, 0.5]]),
+    )
     assert soft["ce"].item() == pytest.approx(-(0.5 * math.log(0.25) + 0.5 * math.log(0.75)))
     assert soft["au"].item() == pytest.approx(
-        torch.nn.functional.binary_cross_entropy_with_logits(torch.zeros(1), torch.tensor([0.5])).item())
+        torch.nn.functional.binary_cross_entropy_with_logits(torch.zeros(1), torch.tensor([0.5])).item()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +139,9 @@ def test_each_switch_removes_exactly_its_term(joint_inputs, switch, term):
     assert term not in ablated and term in full
     # Without uncertainty alpha is fixed, which re-weighs the alpha-dependent TRN terms (next test); without the
     # transfer the hard label keeps the whole weight (interpolate mode).
-    alpha_terms = {"use_uncertainty": ("trn_ce", "trn_transfer", "alpha_mean"),
-                   "use_pin_soft_labels": ("trn_ce",)}.get(switch, ())
+    alpha_terms = {"use_uncertainty": ("trn_ce", "trn_transfer", "alpha_mean"), "use_pin_soft_labels": ("trn_ce",)}.get(
+        switch, ()
+    )
     for name in set(full) - {term, "loss", *alpha_terms}:
         assert ablated[name].item() == pytest.approx(full[name].item(), rel=1e-6), name
 

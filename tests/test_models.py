@@ -88,10 +88,13 @@ def test_pin_without_landmarks_uses_template():
     torch.testing.assert_close(model(pixels).logits, model(pixels, landmarks=template).logits)
 
 
-@pytest.mark.parametrize("model_class, config_fn", [
-    (PINForImageClassification, tiny_pin_config),
-    (TRNForImageClassification, tiny_trn_config),
-])
+@pytest.mark.parametrize(
+    "model_class, config_fn",
+    [
+        (PINForImageClassification, tiny_pin_config),
+        (TRNForImageClassification, tiny_trn_config),
+    ],
+)
 def test_save_and_reload_through_auto_classes(tmp_path, model_class, config_fn):
     model = model_class(config_fn(RAFDB_ORDER)).eval()
     save_checkpoint(model, tmp_path, 48)
@@ -164,8 +167,14 @@ def test_remote_code_load_without_poi_hf(trn_dir, tmp_path):
         assert len(scores) == 7
         print("REMOTE-OK", type(model).__module__)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REMOTE-OK transformers_modules" in result.stdout
 
@@ -177,10 +186,22 @@ def test_region_crops_move_with_landmarks():
     image = torch.rand(1, 3, 64, 64)
     template = torch.tensor(config.landmark_template)[None]
     shift = torch.tensor([6.0, -4.0]) / 64
-    frames = region_frames(template, model.priors.region_anchors, model.priors.region_offsets,
-                           model.priors.region_sizes, model.priors.region_mirror, (64, 64))
-    shifted_frames = region_frames(template + shift, model.priors.region_anchors, model.priors.region_offsets,
-                                   model.priors.region_sizes, model.priors.region_mirror, (64, 64))
+    frames = region_frames(
+        template,
+        model.priors.region_anchors,
+        model.priors.region_offsets,
+        model.priors.region_sizes,
+        model.priors.region_mirror,
+        (64, 64),
+    )
+    shifted_frames = region_frames(
+        template + shift,
+        model.priors.region_anchors,
+        model.priors.region_offsets,
+        model.priors.region_sizes,
+        model.priors.region_mirror,
+        (64, 64),
+    )
     moved_image = torch.roll(image, shifts=(-4, 6), dims=(2, 3))
     original = crop_regions(image, *frames, (64, 64), 8)
     follows = crop_regions(moved_image, *shifted_frames, (64, 64), 8)
@@ -199,8 +220,12 @@ def test_flipped_symmetric_face_gives_mirrored_crops():
     half = torch.rand(1, 3, 64, 32)
     image = torch.cat([half, half.flip(-1)], dim=-1)
     landmarks = torch.tensor([[[0.35, 0.45], [0.65, 0.45], [0.5, 0.62], [0.38, 0.8], [0.62, 0.8]]])
-    tables = (model.priors.region_anchors, model.priors.region_offsets, model.priors.region_sizes,
-              model.priors.region_mirror)
+    tables = (
+        model.priors.region_anchors,
+        model.priors.region_offsets,
+        model.priors.region_sizes,
+        model.priors.region_mirror,
+    )
     crops = crop_regions(image, *region_frames(landmarks, *tables, (64, 64)), (64, 64), 9)
     names = config.region_names
     for left, right in (("left_eye_brow", "right_eye_brow"), ("mouth_left", "mouth_right")):
@@ -214,8 +239,9 @@ def test_flipped_symmetric_face_gives_mirrored_crops():
     flipped = crop_regions(asym.flip(-1), *region_frames(flipped_landmarks, *tables, (64, 64)), (64, 64), 9)
     for left, right in (("left_eye_brow", "right_eye_brow"), ("mouth_left", "mouth_right")):
         torch.testing.assert_close(flipped[:, names.index(left)], crops[:, names.index(right)], atol=1e-5, rtol=0)
-    torch.testing.assert_close(flipped[:, names.index("glabella_nose")], crops[:, names.index("glabella_nose")].flip(-1),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        flipped[:, names.index("glabella_nose")], crops[:, names.index("glabella_nose")].flip(-1), atol=1e-5, rtol=0
+    )
 
 
 def test_image_processor_converts_to_rgb():
@@ -225,10 +251,13 @@ def test_image_processor_converts_to_rgb():
         assert pixels.shape == (1, 3, 48, 48)
 
 
-@pytest.mark.parametrize("model_class, config_fn", [
-    (PINForImageClassification, tiny_pin_config),
-    (TRNForImageClassification, tiny_trn_config),
-])
+@pytest.mark.parametrize(
+    "model_class, config_fn",
+    [
+        (PINForImageClassification, tiny_pin_config),
+        (TRNForImageClassification, tiny_trn_config),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(model_class, config_fn):
     model = model_class(config_fn())
     with pytest.raises(ValueError, match="pixel_values must have shape"):
@@ -253,4 +282,3 @@ def test_bad_landmarks_and_configs():
         PINConfig(region_stage="stage9")
     with pytest.raises(ValueError, match="num_channels"):
         TRNConfig(num_channels=1)
-

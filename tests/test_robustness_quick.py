@@ -10,14 +10,31 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_FIELDS = {"test_accuracy", "test_mean_class_accuracy", "test_macro_f1", "test_nll", "test_ece", "test_kl_true",
-              "best_accuracy", "last5_accuracy", "alpha_auroc", "pin_train_accuracy", "achieved_noise_rate"}
+RUN_FIELDS = {
+    "test_accuracy",
+    "test_mean_class_accuracy",
+    "test_macro_f1",
+    "test_nll",
+    "test_ece",
+    "test_kl_true",
+    "best_accuracy",
+    "last5_accuracy",
+    "alpha_auroc",
+    "pin_train_accuracy",
+    "achieved_noise_rate",
+}
 
 
 @pytest.mark.slow
 def test_robustness_quick(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "POI_HF_CACHE": str(tmp_path / "cache")}
-    command = [sys.executable, str(ROOT / "benchmarks" / "robustness.py"), "--quick", "--out_dir", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "robustness.py"),
+        "--quick",
+        "--out_dir",
+        str(tmp_path / "out"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1500, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -26,8 +43,11 @@ def test_robustness_quick(tmp_path):
         assert set(methods) == {"ce", "label_smoothing", "scn", "kd", "poi"}, setting
         for method, seeds in methods.items():
             row = seeds["seed0"]
-            expected = RUN_FIELDS - ({"pin_train_accuracy"} if method != "poi" else set()) \
+            expected = (
+                RUN_FIELDS
+                - ({"pin_train_accuracy"} if method != "poi" else set())
                 - ({"alpha_auroc"} if method not in ("poi", "scn") else set())
+            )
             missing = {name for name in expected if row.get(name) is None}
             assert not missing, (setting, method, missing)
             assert 0.0 <= row["test_accuracy"] <= 1.0

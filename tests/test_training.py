@@ -16,9 +16,24 @@ from test_data_loaders import fer_dir, rafdb  # noqa: F401  (fixtures: published
 from tiny_run import flat_parameters, tiny_model, tiny_synfer, tiny_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_ARGS = ["--preset", "tiny", "--synfer_train", "64", "--synfer_validation", "24", "--synfer_test", "24",
-             "--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--logging_steps", "1",
-             "--disable_tqdm", "True"]
+TINY_ARGS = [
+    "--preset",
+    "tiny",
+    "--synfer_train",
+    "64",
+    "--synfer_validation",
+    "24",
+    "--synfer_test",
+    "24",
+    "--num_train_epochs",
+    "2",
+    "--per_device_train_batch_size",
+    "16",
+    "--logging_steps",
+    "1",
+    "--disable_tqdm",
+    "True",
+]
 
 
 def run_train(output_dir, *extra, launcher=("accelerate", "launch", "--num_processes", "1", "--cpu"), env=None):
@@ -38,8 +53,16 @@ def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
     result = run_train(output_dir, "--data_dir", str(synfer_cache))
     assert result.returncode == 0, result.stderr[-4000:]
     assert "TRN for pipeline" in result.stdout
-    for name in ("metrics.json", "training_curves.png", "confusion_matrix.png", "trn/model.safetensors",
-                 "trn/preprocessor_config.json", "trn/README.md", "pin/model.safetensors", "config.json"):
+    for name in (
+        "metrics.json",
+        "training_curves.png",
+        "confusion_matrix.png",
+        "trn/model.safetensors",
+        "trn/preprocessor_config.json",
+        "trn/README.md",
+        "pin/model.safetensors",
+        "config.json",
+    ):
         assert (output_dir / name).is_file(), name
     checkpoints = sorted(output_dir.glob("checkpoint-*"))
     assert checkpoints and all((c / "trn" / "model.safetensors").is_file() for c in checkpoints)
@@ -51,9 +74,13 @@ def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
 
     classify = pipeline("image-classification", model=str(output_dir / "trn"))
     from PIL import Image
+
     scores = classify(Image.new("RGB", (64, 64), "gray"), top_k=7)
     assert len(scores) == 7 and abs(sum(s["score"] for s in scores) - 1) < 1e-5
-    assert type(AutoModelForImageClassification.from_pretrained(output_dir / "trn")).__name__ == "TRNForImageClassification"
+    assert (
+        type(AutoModelForImageClassification.from_pretrained(output_dir / "trn")).__name__
+        == "TRNForImageClassification"
+    )
 
     # An output dir with checkpoints is not trained over, and nothing in it changes.
     before = {p: p.stat().st_mtime_ns for p in output_dir.rglob("*") if p.is_file()}
@@ -74,8 +101,17 @@ def test_bad_arguments_give_clear_errors(tmp_path, synfer_cache):
     other = tmp_path / "other" / "checkpoint-5"
     tiny_model().trn.save_pretrained(other)
     with pytest.raises(ValueError, match="is a 'poi_trn' checkpoint, not a 'poi' training checkpoint"):
-        train.main(["--output_dir", str(tmp_path / "other"), "--resume_from_checkpoint", str(other),
-                    "--data_dir", str(synfer_cache), *TINY_ARGS])
+        train.main(
+            [
+                "--output_dir",
+                str(tmp_path / "other"),
+                "--resume_from_checkpoint",
+                str(other),
+                "--data_dir",
+                str(synfer_cache),
+                *TINY_ARGS,
+            ]
+        )
     with pytest.raises(ValueError, match="no checkpoint-"):
         train.main(["--output_dir", str(tmp_path / "empty"), "--resume_from_checkpoint", "latest"])
 
@@ -112,9 +148,17 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path, synfer_cache):
 def test_overfits_a_few_dozen_images(tmp_path, synfer_cache):
     dataset = tiny_synfer(synfer_cache, num_train=32, augment=False)
     dataset["train"] = dataset["train"].select(range(32))
-    trainer = tiny_trainer(tmp_path, dataset, tiny_model(transfer_ramp_epochs=0.0), num_train_epochs=60,
-                           per_device_train_batch_size=32, learning_rate=1e-2, save_strategy="no", logging_steps=5,
-                           weight_decay=0.0)
+    trainer = tiny_trainer(
+        tmp_path,
+        dataset,
+        tiny_model(transfer_ramp_epochs=0.0),
+        num_train_epochs=60,
+        per_device_train_batch_size=32,
+        learning_rate=1e-2,
+        save_strategy="no",
+        logging_steps=5,
+        weight_decay=0.0,
+    )
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert losses[-1] < 0.5 * losses[0]
@@ -136,8 +180,11 @@ class TorchvisionStyleResNet18(torch.nn.Module):
             self.bn1 = nn.BatchNorm2d(cout)
             self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
             self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                               if stride != 1 or cin != cout else None)
+            self.downsample = (
+                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                if stride != 1 or cin != cout
+                else None
+            )
 
         def forward(self, x):
             identity = x if self.downsample is None else self.downsample(x)
@@ -195,8 +242,10 @@ def test_backbone_weight_errors(tmp_path):
     assert load_torchvision_resnet(backbone, partial).missing
     with pytest.raises(ValueError, match="do not cover"):
         load_torchvision_resnet(backbone, partial, strict=True)
-    assert torchvision_to_transformers_key("layer2.0.downsample.1.running_mean") == \
-        "encoder.stages.1.layers.0.shortcut.normalization.running_mean"
+    assert (
+        torchvision_to_transformers_key("layer2.0.downsample.1.running_mean")
+        == "encoder.stages.1.layers.0.shortcut.normalization.running_mean"
+    )
 
 
 def _train_module():
@@ -213,13 +262,34 @@ def test_train_on_published_formats(tmp_path, name, request):
     """train.py on byte-for-byte-shaped RAF-DB and FERPlus fixtures (FERPlus brings vote distributions, which PIN and
     TRN take as soft targets), in bf16 autocast on the CPU."""
     data_dir = request.getfixturevalue("rafdb" if name == "rafdb" else "fer_dir")
-    results = _train_module().main([
-        "--dataset", name, "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "out"), "--preset", "tiny",
-        "--num_train_epochs", "1", "--per_device_train_batch_size", "4", "--disable_tqdm", "True", "--bf16", "True",
-        "--use_cpu", "True", "--logging_steps", "1",
-    ])
+    results = _train_module().main(
+        [
+            "--dataset",
+            name,
+            "--data_dir",
+            str(data_dir),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--preset",
+            "tiny",
+            "--num_train_epochs",
+            "1",
+            "--per_device_train_batch_size",
+            "4",
+            "--disable_tqdm",
+            "True",
+            "--bf16",
+            "True",
+            "--use_cpu",
+            "True",
+            "--logging_steps",
+            "1",
+        ]
+    )
     assert set(results["test"]) >= {"accuracy", "macro_f1", "pin_accuracy"}
     config = json.loads((tmp_path / "out" / "trn" / "config.json").read_text())
-    expected = {"rafdb": ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"],
-                "ferplus": ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]}[name]
+    expected = {
+        "rafdb": ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"],
+        "ferplus": ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"],
+    }[name]
     assert [config["id2label"][str(i)] for i in range(len(expected))] == expected

@@ -15,12 +15,20 @@ IMAGE_SIZE = 48
 
 
 def tiny_synfer(cache_dir, num_train=64, num_eval=37, augment=True):
-    dataset = load_fer_dataset("synfer", str(cache_dir), num_train=num_train, num_validation=num_eval,
-                               num_test=num_eval, image_size=IMAGE_SIZE, seed=0)
+    dataset = load_fer_dataset(
+        "synfer",
+        str(cache_dir),
+        num_train=num_train,
+        num_validation=num_eval,
+        num_test=num_eval,
+        image_size=IMAGE_SIZE,
+        seed=0,
+    )
     dataset["train"] = dataset["train"].add_column("index", list(range(num_train)))  # as examples/train.py does
     # Without augmentation every split gets the evaluation transform (no split is named as the training one).
-    return set_fer_transforms(dataset, train_split="train" if augment else "", image_size=IMAGE_SIZE,
-                              crop_style="synfer")
+    return set_fer_transforms(
+        dataset, train_split="train" if augment else "", image_size=IMAGE_SIZE, crop_style="synfer"
+    )
 
 
 def tiny_model(seed: int = 0, **poi_settings) -> POIModel:
@@ -29,10 +37,22 @@ def tiny_model(seed: int = 0, **poi_settings) -> POIModel:
 
 
 def tiny_trainer(output_dir, dataset, model=None, callbacks=(), **overrides) -> POITrainer:
-    settings = dict(output_dir=str(output_dir), num_train_epochs=2, per_device_train_batch_size=16,
-                    per_device_eval_batch_size=16, eval_strategy="no", save_strategy="epoch", logging_steps=1,
-                    learning_rate=5e-3, warmup_steps=0, seed=0, use_cpu=True, dataloader_num_workers=0,
-                    label_names=["labels", "clean_labels", "true_distribution"], disable_tqdm=True)
+    settings = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=2,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=16,
+        eval_strategy="no",
+        save_strategy="epoch",
+        logging_steps=1,
+        learning_rate=5e-3,
+        warmup_steps=0,
+        seed=0,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        label_names=["labels", "clean_labels", "true_distribution"],
+        disable_tqdm=True,
+    )
     settings.update(overrides)
     args = POITrainingArguments(**settings)
     return POITrainer(

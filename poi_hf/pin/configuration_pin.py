@@ -12,8 +12,17 @@ RESNET18_KWARGS = {
 
 # Fields filled from `poi_hf.priors` when a config is built without them. A saved config always holds them, so a
 # checkpoint describes itself and loads (also as remote code) without poi_hf.
-PRIOR_FIELDS = ("au_names", "au_prior", "region_names", "region_anchors", "region_offsets", "region_sizes",
-                "region_mirror", "region_aus", "landmark_template")
+PRIOR_FIELDS = (
+    "au_names",
+    "au_prior",
+    "region_names",
+    "region_anchors",
+    "region_offsets",
+    "region_sizes",
+    "region_mirror",
+    "region_aus",
+    "landmark_template",
+)
 
 
 def _canonical_class_names(num_labels: int) -> list[str]:

@@ -126,8 +126,9 @@ def crop_regions(
         theta.reshape(batch * num_regions, 2, 3), [batch * num_regions, 1, crop_size, crop_size], align_corners=False
     )
     grid = grid.reshape(batch, num_regions * crop_size, crop_size, 2)
-    crops = F.grid_sample(feature_map, grid.to(feature_map.dtype), mode="bilinear", padding_mode="zeros",
-                          align_corners=False)
+    crops = F.grid_sample(
+        feature_map, grid.to(feature_map.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     return crops.reshape(batch, -1, num_regions, crop_size, crop_size).transpose(1, 2)
 
 
@@ -169,7 +170,9 @@ class RegionBranches(nn.Module):
             nn.BatchNorm2d(regions * width),
             nn.ReLU(),
         )
-        self.blocks = nn.Sequential(*[GroupedResidualBlock(regions * width, regions) for _ in range(config.branch_blocks)])
+        self.blocks = nn.Sequential(
+            *[GroupedResidualBlock(regions * width, regions) for _ in range(config.branch_blocks)]
+        )
         self.embedding = RegionLinear(regions, width, config.embedding_size)
         self.emotion_head = RegionLinear(regions, config.embedding_size, config.num_labels)
         self.au_head = RegionLinear(regions, config.embedding_size, config.num_aus)
@@ -202,8 +205,14 @@ class PriorTables(nn.Module):
         each emotion. A class with no AUs (neutral), or ``use_au_prior=False``, gives the regions equal shares."""
         tables = {
             name: torch.tensor(getattr(config, name), dtype=torch.float32)
-            for name in ("au_prior", "region_aus", "region_anchors", "region_offsets", "region_sizes",
-                         "landmark_template")
+            for name in (
+                "au_prior",
+                "region_aus",
+                "region_anchors",
+                "region_offsets",
+                "region_sizes",
+                "landmark_template",
+            )
         }
         tables["region_mirror"] = torch.tensor(config.region_mirror, dtype=torch.bool)
         regions = config.num_regions
@@ -320,7 +329,9 @@ class PINForImageClassification(PINPreTrainedModel):
 
         centres, x_axes, y_axes = frames
         corner_signs = centres.new_tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]])  # (4, 2)
-        corners = centres.unsqueeze(2) + corner_signs[:, :1] * x_axes.unsqueeze(2) + corner_signs[:, 1:] * y_axes.unsqueeze(2)
+        corners = (
+            centres.unsqueeze(2) + corner_signs[:, :1] * x_axes.unsqueeze(2) + corner_signs[:, 1:] * y_axes.unsqueeze(2)
+        )
         region_boxes = corners / corners.new_tensor([width, height])
 
         loss = None

@@ -45,7 +45,9 @@ def check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
 def check_labels(labels: torch.Tensor, num_labels: int) -> None:
     """Raise a `ValueError` unless ``labels`` are class indices in [0, num_labels)."""
     if labels.ndim != 1 or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be a 1-D integer tensor of class indices, got {labels.dtype} {tuple(labels.shape)}.")
+        raise ValueError(
+            f"labels must be a 1-D integer tensor of class indices, got {labels.dtype} {tuple(labels.shape)}."
+        )
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
         bad = labels[(labels < 0) | (labels >= num_labels)].unique().tolist()
         raise ValueError(f"labels {bad} are outside the {num_labels} classes [0, {num_labels - 1}].")

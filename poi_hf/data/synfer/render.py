@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import OUTWARD, Params, image_to_face
+from .geometry import Params, image_to_face
 
 INNER_MOUTH = np.array([0.30, 0.06, 0.08], dtype=np.float32)
 TEETH = np.array([0.95, 0.93, 0.86], dtype=np.float32)
