@@ -189,7 +189,7 @@ def plot(results: dict, out_dir: Path) -> None:
             axis.hist(alpha[~data["flipped"]], bins=bins, alpha=0.6, density=True, label="clean label")
             axis.hist(alpha[data["flipped"]], bins=bins, alpha=0.6, density=True, label="flipped label")
             axis.set_title(f"{method}: α on the train split ({noise_settings[-1]})")
-            axis.set_xlabel("α (TRN confidence)")
+            axis.set_xlabel("α (training sample weight)")
             axis.legend()
         figure.tight_layout()
         figure.savefig(out_dir / "alpha_histogram.png", dpi=110)
