@@ -39,6 +39,7 @@ from poi_hf.trainer import (
     POITrainer,
     POITrainingArguments,
     build_compute_metrics,
+    evaluation_targets,
     softmax,
     summarize_history,
 )
@@ -357,10 +358,8 @@ def main(argv: list[str] | None = None) -> dict:
     if trainer.is_world_process_zero():
         (output_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=str))
         plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
-        label_ids = prediction.label_ids if isinstance(prediction.label_ids, tuple) else (prediction.label_ids,)
-        targets = dict(zip(training_args.label_names, label_ids))
-        labels = targets.get("clean_labels", targets["labels"]).astype(np.int64)
-        predicted = softmax(prediction.predictions[0]).argmax(-1)
+        labels, _ = evaluation_targets(prediction, training_args.label_names)
+        predicted = prediction.predictions[0].argmax(-1)
         plot_confusion_matrix(
             confusion_matrix(labels, predicted, len(class_names)),
             class_names,

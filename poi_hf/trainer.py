@@ -28,16 +28,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def evaluation_targets(prediction: EvalPrediction, label_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The labels to score against, (N,): the clean labels when the dataset has them (noise benchmarks), else the
+    given ones; and the true distribution (N, C) when known. ``label_names`` are the trainer's, in order."""
+    label_ids = prediction.label_ids if isinstance(prediction.label_ids, tuple) else (prediction.label_ids,)
+    targets = dict(zip(label_names, label_ids))
+    return targets.get("clean_labels", targets["labels"]).astype(np.int64), targets.get("true_distribution")
+
+
 def build_compute_metrics(label_names: Sequence[str]) -> Callable[[EvalPrediction], dict[str, float]]:
     """Metrics of the TRN (plain names) and of PIN's soft label (``pin_*``) against the clean labels when the
     dataset has them (noise benchmarks), else the given labels; ``kl_true`` when a true distribution is known."""
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         logits, confidence, *pin = prediction.predictions  # a TRN-only baseline has no PIN output
-        label_ids = prediction.label_ids if isinstance(prediction.label_ids, tuple) else (prediction.label_ids,)
-        targets = dict(zip(label_names, label_ids))
-        labels = targets.get("clean_labels", targets["labels"]).astype(np.int64)
-        true_distribution = targets.get("true_distribution")
+        labels, true_distribution = evaluation_targets(prediction, label_names)
         metrics = classification_metrics(softmax(logits), labels, true_distribution)
         if pin:
             pin_metrics = classification_metrics(softmax(pin[0]), labels, true_distribution)

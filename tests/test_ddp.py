@@ -51,5 +51,5 @@ def test_two_process_ddp_training(tmp_path):
     # each evaluation (2 epoch ends + the final one) saw the 37 samples once, not 2 x 19 padded ones
     assert all(r["eval_sizes"] == [37, 37, 37] for r in reports)
     assert reports[0]["eval_accuracy"] == reports[1]["eval_accuracy"]
-    first, second = (torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1))
+    first, second = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
     torch.testing.assert_close(first, second, rtol=0, atol=0)

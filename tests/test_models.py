@@ -158,7 +158,7 @@ def test_remote_code_load_without_poi_hf(trn_dir, tmp_path):
         import torch
         from PIL import Image
         from transformers import AutoModelForImageClassification, pipeline
-        expected = torch.load({str(tmp_path / "expected.pt")!r})
+        expected = torch.load({str(tmp_path / "expected.pt")!r}, weights_only=True)
         model = AutoModelForImageClassification.from_pretrained({str(trn_dir)!r}, trust_remote_code=True).eval()
         assert "poi_hf" not in type(model).__module__, type(model).__module__
         torch.testing.assert_close(model(expected["pixels"]).logits, expected["logits"])
