@@ -29,6 +29,7 @@ from poi_hf.backbones import load_torchvision_resnet
 from poi_hf.baselines import METHODS, BaselineSettings
 from poi_hf.configuration_poi import POIConfig
 from poi_hf.data import CROP_STYLES, LOADERS, FEREvalTransform, load_fer_dataset, poi_collate, set_fer_transforms
+from poi_hf.losses import label_trust
 from poi_hf.metrics import auroc, confusion_matrix
 from poi_hf.modeling_poi import POIModel
 from poi_hf.plots import plot_confusion_matrix, plot_training_curves
@@ -240,10 +241,8 @@ def analyze_train_split(trainer, train_split, output_dir: Path) -> dict:
         "trn_train_fits_given": float((logits.argmax(-1) == given).mean()),
     }
     if pin:
-        pin_probs = softmax(pin[0])
-        trust = pin_probs[np.arange(len(given)), given] / pin_probs.max(
-            -1
-        )  # POI-R's sample weights (losses.label_trust)
+        # the sample weights POI-R trained with
+        trust = label_trust(torch.from_numpy(softmax(pin[0])), torch.from_numpy(given)).numpy()
         analysis["trust_auroc_clean_vs_flipped"] = auroc(trust, ~flipped)
         analysis["pin_train_accuracy_clean"] = float((pin[0].argmax(-1) == clean).mean())
         analysis["pin_train_agrees_given"] = float((pin[0].argmax(-1) == given).mean())
