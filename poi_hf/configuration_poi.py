@@ -26,6 +26,8 @@ class POIConfig(PreTrainedConfig):
         transfer_mode (`str`, defaults to `"interpolate"`): `"interpolate"` keeps each sample's total weight at 1,
             moving ``(1 - alpha) * beta(e)`` from the hard label to PIN's soft label; `"additive"` is the literal
             ``alpha CE + beta (1 - alpha) T^2 KL`` (the hard label's weight is only alpha from the first step).
+        transfer_floor (`float`, defaults to 0.0): ``gamma``, the share of PIN's soft label in the target of a fully
+            trusted label (PIN's share of sample i is ``gamma + (1 - gamma)(1 - alpha_i)``), in [0, 1].
         transfer_ramp_epochs (`float`, defaults to 3.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
         uncertainty_weight (`float`, defaults to 1.0): ``lambda`` of the uncertainty-head loss.
         uncertainty_regularizer (`str`, defaults to `"pin_agreement"`): how alpha is made. `"pin_agreement"`: the
@@ -53,6 +55,7 @@ class POIConfig(PreTrainedConfig):
     temperature: float = 2.0
     transfer_beta: float = 1.0
     transfer_mode: str = "interpolate"
+    transfer_floor: float = 0.0
     transfer_ramp_epochs: float = 3.0
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "pin_agreement"
@@ -78,6 +81,8 @@ class POIConfig(PreTrainedConfig):
             raise ValueError(
                 f"With transfer_mode='interpolate', transfer_beta is a share in [0, 1], got {self.transfer_beta}."
             )
+        if not 0.0 <= self.transfer_floor <= 1.0:
+            raise ValueError(f"transfer_floor is a share in [0, 1], got {self.transfer_floor}.")
         if self.uncertainty_regularizer not in REGULARIZERS:
             raise ValueError(
                 f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}."

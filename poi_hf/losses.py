@@ -9,10 +9,13 @@ PIN (`pin_losses`):
     mutual  T^2 * KL(s || softmax(z_k / T)) of every member toward the detached aggregated soft label ``s``
 
 TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached soft label:
-    ce         mean_i w_i * CE(z_i, y_i), with w_i = alpha_i ("additive") or alpha_i + (1 - alpha_i)(1 - beta(e))
-               ("interpolate": the untrusted share 1 - alpha moves from the hard label to PIN's soft label as
-               beta ramps from 0 to 1, so every sample keeps a total weight of 1)
-    transfer   mean_i beta(e) * (1 - alpha_i) * T^2 * KL(s_i || softmax(z_i / T))
+    PIN's share of sample i is ``u_i = gamma + (1 - gamma)(1 - alpha_i)``: the untrusted part 1 - alpha of the label
+    plus a floor ``gamma`` (``transfer_floor``) that PIN's soft label gets even for a trusted label (its "dark
+    knowledge" about similar classes, as in distillation); gamma = 0 gives the plain ``1 - alpha``.
+    ce         mean_i w_i * CE(z_i, y_i), with w_i = alpha_i ("additive") or 1 - beta(e) u_i ("interpolate": the
+               share u moves from the hard label to PIN's soft label as beta ramps from 0 to 1, so every sample
+               keeps a total weight of 1)
+    transfer   mean_i beta(e) * u_i * T^2 * KL(s_i || softmax(z_i / T))
     alpha_reg  trains the uncertainty head. Default "pin_agreement": the sample weights are PIN's relative support of
                the given label, ``alpha_i = s_i[y_i] / max_c s_i[c]`` (detached), and the head learns to predict it
                from the image (BCE), so the deployed ``confidence`` estimates how far a hard label for such a face
@@ -125,6 +128,7 @@ def trn_losses(
     temperature: float,
     target_distribution: torch.Tensor | None = None,
     mode: str = "interpolate",
+    floor: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """TRN's classification terms (scalars, each already multiplied by its sample weights).
 
@@ -137,6 +141,7 @@ def trn_losses(
         temperature: ``T``.
         target_distribution: (B, C) annotation distribution used instead of ``labels`` for the CE term.
         mode: "interpolate" (default) or "additive", see the module docstring.
+        floor: ``gamma``, PIN's share of a fully trusted label (module docstring), in [0, 1].
     """
     if mode not in TRANSFER_MODES:
         raise ValueError(f"Unknown transfer mode {mode!r}; expected one of {TRANSFER_MODES}.")
@@ -145,13 +150,14 @@ def trn_losses(
         ce_per_sample = F.cross_entropy(logits, labels, reduction="none")
     else:
         ce_per_sample = soft_cross_entropy(logits, target_distribution.float())
+    pin_share = floor + (1.0 - floor) * (1.0 - confidence)
     hard_weight = confidence
     if pin_soft_labels is not None and mode == "interpolate":
-        hard_weight = confidence + (1.0 - confidence) * (1.0 - beta)
+        hard_weight = 1.0 - beta * pin_share
     terms = {"ce": (hard_weight * ce_per_sample).mean()}
     if pin_soft_labels is not None:
         kl = kl_to_target(pin_soft_labels.detach().float(), logits, temperature)
-        terms["transfer"] = beta * ((1.0 - confidence) * kl).mean()
+        terms["transfer"] = beta * (pin_share * kl).mean()
     return terms
 
 
@@ -218,6 +224,7 @@ def joint_losses(
         config.temperature,
         soft_labels,
         config.transfer_mode,
+        config.transfer_floor,
     )
     terms["trn_ce"] = trn["ce"]
     if transfer_on:

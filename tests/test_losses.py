@@ -73,6 +73,12 @@ def test_trn_losses_by_hand():
     )
     assert interpolated["ce"].item() == pytest.approx(0.7 * -math.log(0.75))
     assert interpolated["transfer"].item() == pytest.approx(terms["transfer"].item())
+    # floor 0.5: PIN's share is 0.5 + 0.5 * (1 - 0.4) = 0.8, so the hard label keeps 1 - 0.5 * 0.8 = 0.6
+    floored = trn_losses(
+        logits, torch.tensor([0.4]), torch.tensor([1]), torch.tensor([[1.0, 0.0]]), 0.5, 2.0, floor=0.5
+    )
+    assert floored["ce"].item() == pytest.approx(0.6 * -math.log(0.75))
+    assert floored["transfer"].item() == pytest.approx(0.5 * 0.8 * 4 * math.log(1 + math.sqrt(3)), rel=1e-5)
     with pytest.raises(ValueError, match="Unknown transfer mode"):
         trn_losses(logits, torch.tensor([0.4]), torch.tensor([1]), None, 0.5, 2.0, mode="sum")
 
@@ -204,5 +210,7 @@ def test_poi_config_checks():
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(["happiness", "sadness"]))
     with pytest.raises(ValueError, match="share in"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transfer_beta=2.0)
+    with pytest.raises(ValueError, match="transfer_floor is a share"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transfer_floor=-0.1)
     with pytest.raises(ValueError, match="uncertainty_regularizer"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), uncertainty_regularizer="x")
