@@ -4,6 +4,7 @@ a user runs); finished runs are skipped, so an interrupted benchmark continues w
 
     python benchmarks/robustness.py --quick                        # CI-sized: tiny preset, a few minutes
     python benchmarks/robustness.py --seeds 0 1 2 --ablations      # the full table (hours on a 2-core CPU)
+    python benchmarks/robustness.py --seeds 0 1 2 --report_only    # tables of the finished runs, trains nothing
 
 Writes into --out_dir: runs/<setting>/<method>/seed<k>/ (each run's output folder), results.json (every run and the
 aggregates), results.md (tables), accuracy_vs_noise.png, alpha_histogram.png.
@@ -140,6 +141,11 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(results: dict, out_dir: Path) -> None:
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "results.md").write_text(markdown(results))
+
+
 def plot(results: dict, out_dir: Path) -> None:
     import matplotlib
 
@@ -204,6 +210,9 @@ def main() -> None:
     parser.add_argument("--no_single_annotator", action="store_true")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--ablations", action="store_true", help="POI-R with each component off, at the top noise")
+    parser.add_argument(
+        "--report_only", action="store_true", help="aggregate the finished runs of the grid; train nothing"
+    )
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--train_size", type=int, default=2000)
     parser.add_argument("--test_size", type=int, default=1000)
@@ -268,6 +277,8 @@ def main() -> None:
     for seed in args.seeds:
         for setting, method, extra in jobs:
             run_dir = args.out_dir / "runs" / setting / method / f"seed{seed}"
+            if args.report_only and not (run_dir / "metrics.json").is_file():
+                continue
             base = method.split("-")[0]
             if base == "kd":
                 extra = [*extra, "--teacher_path", str(args.out_dir / "runs" / setting / "ce" / f"seed{seed}" / "trn")]
@@ -276,9 +287,8 @@ def main() -> None:
             results["aggregates"].setdefault(setting, {})[method] = aggregate(
                 list(results["runs"][setting][method].values())
             )
-            # written after every run, so a long benchmark shows results as it goes
-            (args.out_dir / "results.json").write_text(json.dumps(results, indent=2))
-            (args.out_dir / "results.md").write_text(markdown(results))
+            write_results(results, args.out_dir)  # after every run, so a long benchmark shows results as it goes
+    write_results(results, args.out_dir)
     plot(results, args.out_dir)
     log(markdown(results))
 

@@ -242,7 +242,8 @@ def analyze_train_split(trainer, train_split, output_dir: Path) -> dict:
     }
     if pin:
         # the sample weights POI-R trained with
-        trust = label_trust(torch.from_numpy(softmax(pin[0])), torch.from_numpy(given)).numpy()
+        sharpness = trainer.model.config.trust_sharpness
+        trust = label_trust(torch.from_numpy(softmax(pin[0])), torch.from_numpy(given), sharpness).numpy()
         analysis["trust_auroc_clean_vs_flipped"] = auroc(trust, ~flipped)
         analysis["pin_train_accuracy_clean"] = float((pin[0].argmax(-1) == clean).mean())
         analysis["pin_train_agrees_given"] = float((pin[0].argmax(-1) == given).mean())

@@ -34,6 +34,9 @@ class POIConfig(PreTrainedConfig):
             sample weight is PIN's relative support of the given label and the head learns to predict it (BCE);
             `"log"` / `"rank"`: the head's output is the weight, kept from collapsing by ``-log alpha`` / SCN's
             rank margin (see `poi_hf.losses`).
+        trust_sharpness (`float`, defaults to 1.0): exponent ``k`` of the label trust ``(s[y] / max s) ** k`` of
+            `"pin_agreement"` (PIN's soft label is tempered and flat; a larger ``k`` takes more weight off the labels PIN
+            disagrees with).
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
         pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.
@@ -59,6 +62,7 @@ class POIConfig(PreTrainedConfig):
     transfer_ramp_epochs: float = 3.0
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "pin_agreement"
+    trust_sharpness: float = 1.0
     au_loss_weight: float = 0.1
     mutual_weight: float = 1.0
     pin_loss_weight: float = 1.0
@@ -83,6 +87,8 @@ class POIConfig(PreTrainedConfig):
             )
         if not 0.0 <= self.transfer_floor <= 1.0:
             raise ValueError(f"transfer_floor is a share in [0, 1], got {self.transfer_floor}.")
+        if self.trust_sharpness <= 0:
+            raise ValueError(f"trust_sharpness must be positive, got {self.trust_sharpness}.")
         if self.uncertainty_regularizer not in REGULARIZERS:
             raise ValueError(
                 f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}."

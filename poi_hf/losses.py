@@ -17,7 +17,7 @@ TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached s
                keeps a total weight of 1)
     transfer   mean_i beta(e) * u_i * T^2 * KL(s_i || softmax(z_i / T))
     alpha_reg  trains the uncertainty head. Default "pin_agreement": the sample weights are PIN's relative support of
-               the given label, ``alpha_i = s_i[y_i] / max_c s_i[c]`` (detached), and the head learns to predict it
+               the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``), and the head learns to predict it
                from the image (BCE), so the deployed ``confidence`` estimates how far a hard label for such a face
                can be trusted. Ablations: the head's own output as alpha, kept from collapsing by
                ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank").
@@ -161,10 +161,14 @@ def trn_losses(
     return terms
 
 
-def label_trust(soft_labels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """PIN's relative support of each given label, ``s[y] / max_c s[c]`` in (0, 1], detached. (B, C), (B,) -> (B,)."""
+def label_trust(soft_labels: torch.Tensor, labels: torch.Tensor, sharpness: float = 1.0) -> torch.Tensor:
+    """PIN's relative support of each given label, ``(s[y] / max_c s[c]) ** sharpness`` in (0, 1], detached.
+
+    PIN's soft label is tempered and therefore flat, so a label PIN disagrees with still gets about half the trust at
+    ``sharpness=1``; a larger exponent takes more weight off such labels. (B, C), (B,) -> (B,).
+    """
     support = soft_labels.detach().float()
-    return support.gather(1, labels[:, None]).squeeze(1) / support.max(dim=-1).values
+    return (support.gather(1, labels[:, None]).squeeze(1) / support.max(dim=-1).values) ** sharpness
 
 
 def joint_losses(
@@ -212,7 +216,7 @@ def joint_losses(
     if not config.use_uncertainty:
         confidence = torch.full_like(head, 0.5 if transfer_on else 1.0)
     elif config.uncertainty_regularizer == "pin_agreement":
-        confidence = label_trust(outputs.pin_soft_labels, labels)
+        confidence = label_trust(outputs.pin_soft_labels, labels, config.trust_sharpness)
     else:
         confidence = head
     trn = trn_losses(

@@ -155,6 +155,7 @@ def test_each_switch_removes_exactly_its_term(joint_inputs, switch, term):
 def test_label_trust_by_hand():
     soft = torch.tensor([[0.5, 0.25, 0.25], [0.2, 0.2, 0.6]])
     assert label_trust(soft, torch.tensor([1, 2])).tolist() == [0.5, 1.0]
+    assert label_trust(soft, torch.tensor([1, 0]), sharpness=2.0).tolist() == pytest.approx([0.25, 1 / 9])
 
 
 def test_pin_agreement_weights_and_head_target(joint_inputs):

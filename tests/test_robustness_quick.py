@@ -58,3 +58,11 @@ def test_robustness_quick(tmp_path):
     assert "| noise30 | poi |" in table and "α AUROC" in table
     assert (tmp_path / "out" / "accuracy_vs_noise.png").is_file()
     assert (tmp_path / "out" / "alpha_histogram.png").is_file()
+
+    # --report_only trains nothing: it reports the finished runs (seed 0) and skips the missing ones (seed 1)
+    for seed, expected_runs in (("1", {}), ("0", results["runs"])):
+        report = subprocess.run([*command, "--seeds", seed, "--report_only"], capture_output=True, text=True, env=env)
+        assert report.returncode == 0, report.stderr[-3000:]
+        assert "run noise30" not in report.stdout
+        assert json.loads((tmp_path / "out" / "results.json").read_text())["runs"] == expected_runs
+    assert not (tmp_path / "out" / "runs" / "noise30" / "ce" / "seed1").exists()
