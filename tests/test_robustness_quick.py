@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PIN_REGIONS = ["left_eye_brow", "right_eye_brow", "glabella_nose", "mouth_left", "mouth_right"]
 RUN_FIELDS = {
     "test_accuracy",
     "test_mean_class_accuracy",
@@ -66,3 +67,26 @@ def test_robustness_quick(tmp_path):
         assert "run noise30" not in report.stdout
         assert json.loads((tmp_path / "out" / "results.json").read_text())["runs"] == expected_runs
     assert not (tmp_path / "out" / "runs" / "noise30" / "ce" / "seed1").exists()
+
+    # benchmarks/pin_members.py on the finished POI-R run: every member, the aggregations, the trust AUROC
+    poi_run = tmp_path / "out" / "runs" / "noise30" / "poi" / "seed0"
+    members = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "pin_members.py"),
+            str(poi_run),
+            "--out",
+            str(tmp_path / "pin.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert members.returncode == 0, members.stderr[-3000:]
+    (report,) = json.loads((tmp_path / "pin.json").read_text())
+    assert list(report["member_accuracy"]) == [*PIN_REGIONS, "global"]
+    soft = report["aggregations"]["pin soft label"]
+    assert 0.0 <= soft["test_accuracy"] <= 1.0 and 0.0 <= soft["trust_auroc_clean_vs_flipped"] <= 1.0
+    # PIN's own soft label, re-computed here from the saved PIN, gives the run's recorded trust AUROC
+    recorded = results["runs"]["noise30"]["poi"]["seed0"]["alpha_auroc"]
+    assert soft["trust_auroc_clean_vs_flipped"] == pytest.approx(recorded, abs=1e-3)

@@ -1,0 +1,116 @@
+"""Where PIN's knowledge sits: clean test accuracy of every PIN member (5 regions + global), of the aggregated soft
+label and of simpler aggregations, next to the TRN, for finished SynFER runs of `examples/train.py --method poi`;
+plus how well each aggregation's label trust separates flipped from clean training labels (AUROC).
+
+    python benchmarks/pin_members.py benchmarks/results/robustness/runs/noise30/poi/seed0 [more run folders]
+
+The data is rebuilt from each run's recorded hyperparameters (metrics.json), so the numbers match the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from poi_hf import PINForImageClassification, TRNForImageClassification
+from poi_hf.data import CROP_STYLES, FEREvalTransform, load_fer_dataset
+from poi_hf.losses import label_trust
+from poi_hf.metrics import auroc
+
+
+def split_tensors(run: Path, split: str, processor: dict) -> dict[str, torch.Tensor]:
+    """The run's SynFER split after the evaluation transform: pixel_values, landmarks, labels, clean_labels."""
+    h = json.loads((run / "metrics.json").read_text())["hyperparameters"]
+    if h["dataset"] != "synfer":
+        raise ValueError(f"{run}: pin_members.py needs a SynFER run (clean labels), got {h['dataset']!r}.")
+    dataset = load_fer_dataset(
+        "synfer",
+        None,
+        num_train=h["synfer_train"],
+        num_validation=h["synfer_validation"],
+        num_test=h["synfer_test"],
+        image_size=h["image_size"],
+        label_mode=h["synfer_label_mode"],
+        seed=h["synfer_seed"],
+        noise_rate=h["noise_rate"],
+        noise_type=h["noise_type"],
+        noise_seed=h["noise_seed"],
+    )[split]
+    dataset.set_transform(
+        FEREvalTransform(
+            image_size=h["image_size"],
+            mean=processor["image_mean"],
+            std=processor["image_std"],
+            crop_style=CROP_STYLES["synfer"],
+        )
+    )
+    rows = [dataset[i] for i in range(len(dataset))]
+    return {
+        key: torch.stack([row[key] for row in rows]) for key in ("pixel_values", "landmarks", "labels", "clean_labels")
+    }
+
+
+@torch.no_grad()
+def analyse(run: Path) -> dict:
+    pin = PINForImageClassification.from_pretrained(run / "pin").eval()
+    trn = TRNForImageClassification.from_pretrained(run / "trn").eval()
+    processor = json.loads((run / "preprocessor_config.json").read_text())
+    report: dict = {"run": str(run)}
+    best_member = None
+    for split in ("test", "train"):
+        data = split_tensors(run, split, processor)
+        output = pin(data["pixel_values"], landmarks=data["landmarks"])
+        members = torch.cat([output.region_logits, output.global_logits[:, None]], dim=1).float()
+        if split == "test":
+            accuracy = (members.argmax(-1) == data["clean_labels"][:, None]).float().mean(0)
+            best_member = int(accuracy.argmax())
+            report["member_accuracy"] = dict(zip([*pin.config.region_names, "global"], accuracy.tolist()))
+            report["trn_accuracy"] = float(
+                (trn(data["pixel_values"]).logits.argmax(-1) == data["clean_labels"]).float().mean()
+            )
+        probs = F.softmax(members / pin.config.temperature, dim=-1)
+        candidates = {
+            "pin soft label": output.soft_labels,
+            "mean of members": probs.mean(1),
+            f"best member ({list(report['member_accuracy'])[best_member]})": probs[:, best_member],
+        }
+        for name, distribution in candidates.items():
+            entry = report.setdefault("aggregations", {}).setdefault(name, {})
+            if split == "test":
+                entry["test_accuracy"] = float((distribution.argmax(-1) == data["clean_labels"]).float().mean())
+                entry["entropy"] = float(-(distribution * distribution.clamp_min(1e-12).log()).sum(-1).mean())
+            else:
+                flipped = (data["labels"] != data["clean_labels"]).numpy()
+                trust = label_trust(distribution, data["labels"]).numpy()
+                entry["trust_auroc_clean_vs_flipped"] = auroc(trust, ~flipped) if flipped.any() else None
+    report["best_member"] = list(report["member_accuracy"])[best_member]
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished poi runs on SynFER")
+    parser.add_argument("--out", type=Path, help="write the reports as JSON here")
+    args = parser.parse_args()
+    reports = [analyse(run) for run in args.runs]
+    for report in reports:
+        print(f"\n{report['run']}\n  TRN test accuracy {100 * report['trn_accuracy']:.1f}%")
+        print("  members: " + ", ".join(f"{n} {100 * a:.1f}%" for n, a in report["member_accuracy"].items()))
+        for name, entry in report["aggregations"].items():
+            auroc_text = entry.get("trust_auroc_clean_vs_flipped")
+            auroc_text = "–" if auroc_text is None or np.isnan(auroc_text) else f"{auroc_text:.3f}"
+            print(
+                f"  {name:16s} test acc {100 * entry['test_accuracy']:.1f}%  entropy {entry['entropy']:.2f}"
+                f"  trust AUROC {auroc_text}"
+            )
+    if args.out:
+        args.out.write_text(json.dumps(reports, indent=2))
+
+
+if __name__ == "__main__":
+    main()
