@@ -211,7 +211,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--ablations", action="store_true", help="POI-R with each component off, at the top noise")
     parser.add_argument(
-        "--report_only", action="store_true", help="aggregate the finished runs of the grid; train nothing"
+        "--report_only",
+        action="store_true",
+        help="aggregate the finished runs of the grid (with --ablations: ablations at every setting); train nothing",
     )
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--train_size", type=int, default=2000)
@@ -262,9 +264,10 @@ def main() -> None:
     ]
     label_settings = settings(args.noise, not args.no_single_annotator)
     jobs = [(setting, method, []) for setting in label_settings for method in methods]
-    top_noise = f"noise{round(max(args.noise) * 100):02d}"
+    # ablations are trained at the top noise level; a report also shows those finished at other settings
+    ablated = list(label_settings) if args.report_only else [f"noise{round(max(args.noise) * 100):02d}"]
     if args.ablations:
-        jobs += [(top_noise, f"poi-no_{flag[4:]}", [f"--{flag}", "False"]) for flag in ABLATIONS]
+        jobs += [(s, f"poi-no_{flag[4:]}", [f"--{flag}", "False"]) for s in ablated for flag in ABLATIONS]
 
     results = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
