@@ -23,11 +23,13 @@ from poi_hf.losses import label_trust
 from poi_hf.metrics import auroc
 
 
-def split_tensors(run: Path, split: str, processor: dict) -> dict[str, torch.Tensor]:
-    """The run's SynFER split after the evaluation transform: pixel_values, landmarks, labels, clean_labels."""
+def load_run_data(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The run's SynFER train and test splits after its evaluation transform, each as pixel_values, landmarks, labels,
+    clean_labels tensors."""
     h = json.loads((run / "metrics.json").read_text())["hyperparameters"]
     if h["dataset"] != "synfer":
         raise ValueError(f"{run}: pin_members.py needs a SynFER run (clean labels), got {h['dataset']!r}.")
+    processor = json.loads((run / "preprocessor_config.json").read_text())
     dataset = load_fer_dataset(
         "synfer",
         None,
@@ -40,36 +42,35 @@ def split_tensors(run: Path, split: str, processor: dict) -> dict[str, torch.Ten
         noise_rate=h["noise_rate"],
         noise_type=h["noise_type"],
         noise_seed=h["noise_seed"],
-    )[split]
-    dataset.set_transform(
-        FEREvalTransform(
-            image_size=h["image_size"],
-            mean=processor["image_mean"],
-            std=processor["image_std"],
-            crop_style=CROP_STYLES["synfer"],
-        )
     )
-    rows = [dataset[i] for i in range(len(dataset))]
-    return {
-        key: torch.stack([row[key] for row in rows]) for key in ("pixel_values", "landmarks", "labels", "clean_labels")
-    }
+    transform = FEREvalTransform(
+        image_size=h["image_size"],
+        mean=processor["image_mean"],
+        std=processor["image_std"],
+        crop_style=CROP_STYLES["synfer"],
+    )
+    columns = ("pixel_values", "landmarks", "labels", "clean_labels")
+    data = {}
+    for split in ("test", "train"):
+        batch = dataset[split].with_transform(transform)[:]
+        data[split] = {key: torch.stack(batch[key]) for key in columns}
+    return data
 
 
 @torch.no_grad()
 def analyse(run: Path) -> dict:
     pin = PINForImageClassification.from_pretrained(run / "pin").eval()
     trn = TRNForImageClassification.from_pretrained(run / "trn").eval()
-    processor = json.loads((run / "preprocessor_config.json").read_text())
     report: dict = {"run": str(run)}
-    best_member = None
-    for split in ("test", "train"):
-        data = split_tensors(run, split, processor)
+    for split, data in load_run_data(run).items():  # test first: it picks the best member
         output = pin(data["pixel_values"], landmarks=data["landmarks"])
         members = torch.cat([output.region_logits, output.global_logits[:, None]], dim=1).float()
         if split == "test":
             accuracy = (members.argmax(-1) == data["clean_labels"][:, None]).float().mean(0)
             best_member = int(accuracy.argmax())
-            report["member_accuracy"] = dict(zip([*pin.config.region_names, "global"], accuracy.tolist()))
+            member_names = [*pin.config.region_names, "global"]
+            report["member_accuracy"] = dict(zip(member_names, accuracy.tolist()))
+            report["best_member"] = member_names[best_member]
             report["trn_accuracy"] = float(
                 (trn(data["pixel_values"]).logits.argmax(-1) == data["clean_labels"]).float().mean()
             )
@@ -77,7 +78,7 @@ def analyse(run: Path) -> dict:
         candidates = {
             "pin soft label": output.soft_labels,
             "mean of members": probs.mean(1),
-            f"best member ({list(report['member_accuracy'])[best_member]})": probs[:, best_member],
+            f"best member ({report['best_member']})": probs[:, best_member],
         }
         for name, distribution in candidates.items():
             entry = report.setdefault("aggregations", {}).setdefault(name, {})
@@ -88,7 +89,6 @@ def analyse(run: Path) -> dict:
                 flipped = (data["labels"] != data["clean_labels"]).numpy()
                 trust = label_trust(distribution, data["labels"]).numpy()
                 entry["trust_auroc_clean_vs_flipped"] = auroc(trust, ~flipped) if flipped.any() else None
-    report["best_member"] = list(report["member_accuracy"])[best_member]
     return report
 
 

@@ -133,7 +133,8 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"| {setting} | {method} | {fmt(agg.get('test_accuracy'), 100)} | {fmt(agg.get('best_accuracy'), 100)} "
                 f"| {fmt(agg.get('last5_accuracy'), 100)} | {fmt(agg.get('test_mean_class_accuracy'), 100)} "
-                f"| {fmt(agg.get('test_macro_f1'), 100)} | {fmt(agg.get('test_nll'), 1, 3)} | {fmt(agg.get('test_ece'), 100)} "
+                f"| {fmt(agg.get('test_macro_f1'), 100)} | {fmt(agg.get('test_nll'), 1, 3)} "
+                f"| {fmt(agg.get('test_ece'), 100)} "
                 f"| {fmt(agg.get('test_kl_true'), 1, 3)} | {fmt(agg.get('alpha_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('head_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('pin_train_accuracy'), 100)} |"

@@ -35,8 +35,8 @@ class POIConfig(PreTrainedConfig):
             `"log"` / `"rank"`: the head's output is the weight, kept from collapsing by ``-log alpha`` / SCN's
             rank margin (see `poi_hf.losses`).
         trust_sharpness (`float`, defaults to 1.0): exponent ``k`` of the label trust ``(s[y] / max s) ** k`` of
-            `"pin_agreement"` (PIN's soft label is tempered and flat; a larger ``k`` takes more weight off the labels PIN
-            disagrees with).
+            `"pin_agreement"` (PIN's soft label is tempered and flat; a larger ``k`` takes more weight off the labels
+            PIN disagrees with).
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
         pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.

@@ -17,10 +17,10 @@ TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached s
                keeps a total weight of 1)
     transfer   mean_i beta(e) * u_i * T^2 * KL(s_i || softmax(z_i / T))
     alpha_reg  trains the uncertainty head. Default "pin_agreement": the sample weights are PIN's relative support of
-               the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``), and the head learns to predict it
-               from the image (BCE), so the deployed ``confidence`` estimates how far a hard label for such a face
-               can be trusted. Ablations: the head's own output as alpha, kept from collapsing by
-               ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank").
+               the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``), and
+               the head learns to predict it from the image (BCE), so the deployed ``confidence`` estimates how far
+               a hard label for such a face can be trusted. Ablations: the head's own output as alpha, kept from
+               collapsing by ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank").
 """
 
 from __future__ import annotations

@@ -213,5 +213,7 @@ def test_poi_config_checks():
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transfer_beta=2.0)
     with pytest.raises(ValueError, match="transfer_floor is a share"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transfer_floor=-0.1)
+    with pytest.raises(ValueError, match="trust_sharpness must be positive"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), trust_sharpness=0.0)
     with pytest.raises(ValueError, match="uncertainty_regularizer"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), uncertainty_regularizer="x")
