@@ -24,16 +24,16 @@ import torch
 from transformers import HfArgumentParser, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from poi_hf import POIImageProcessor, TRNForImageClassification
+from poi_hf import TRNForImageClassification
 from poi_hf.backbones import load_torchvision_resnet
 from poi_hf.baselines import METHODS, BaselineSettings
 from poi_hf.configuration_poi import POIConfig
-from poi_hf.data import CROP_STYLES, LOADERS, FEREvalTransform, load_fer_dataset, poi_collate, set_fer_transforms
+from poi_hf.data import CROP_STYLES, GRAYSCALE_DATASETS, LOADERS, FEREvalTransform, load_fer_dataset, poi_collate, set_fer_transforms
 from poi_hf.losses import label_trust
 from poi_hf.metrics import auroc, confusion_matrix
 from poi_hf.modeling_poi import POIModel
 from poi_hf.plots import plot_confusion_matrix, plot_training_curves
-from poi_hf.presets import PRESETS, pin_config, trn_config
+from poi_hf.presets import PRESETS, image_processor, pin_config, trn_config
 from poi_hf.priors import check_class_names
 from poi_hf.trainer import (
     BaselineTrainer,
@@ -285,12 +285,13 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{model.config.id2label}."
             )
 
-    processor = POIImageProcessor(size={"height": image_size, "width": image_size})
+    # The saved image processor is the one record of evaluation preprocessing; the transforms are built from it.
+    processor = image_processor(image_size, CROP_STYLES[data_args.dataset], data_args.dataset in GRAYSCALE_DATASETS)
     transform = {
-        "image_size": image_size,
+        "image_size": processor.size["height"],
         "mean": tuple(processor.image_mean),
         "std": tuple(processor.image_std),
-        "crop_style": CROP_STYLES[data_args.dataset],
+        "crop_style": processor.crop_style,
     }
     dataset["train"] = dataset["train"].add_column("index", list(range(len(dataset["train"]))))
     augmentation = data_args.augmentation

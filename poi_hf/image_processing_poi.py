@@ -1,5 +1,12 @@
-"""Image processor for POI-R models: PIL backend (no torchvision), grayscale/RGBA -> RGB, resize, normalise."""
+"""Image processor for POI-R models: PIL backend (no torchvision), grayscale/RGBA -> RGB, resize, normalise.
 
+It is the one record of a model's evaluation preprocessing: size, mean/std, whether inputs are turned grayscale
+(models trained on grayscale data such as FER2013), and the 5-point crop template faces are aligned to
+(``crop_style`` by name and ``crop_template`` coordinates). Training builds its transforms from it, and every
+inference path (face pipeline, predict.py, the Space) aligns faces to its template.
+"""
+
+import numpy as np
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling
 
@@ -20,6 +27,21 @@ class POIImageProcessor(PilBackend):
     do_rescale = True
     do_normalize = True
     do_convert_rgb = True
+    do_grayscale = False
+    crop_style = "arcface"
+    crop_template = None  # (5, 2) in [0, 1]; `poi_hf.presets.image_processor` fills it from poi_hf.priors
+
+    def convert_to_rgb(self, image: np.ndarray, input_data_format=None) -> np.ndarray:
+        """RGB as (C, H, W) uint8; with ``do_grayscale`` the ITU-R 601 luma (PIL's "L") repeated 3 times, so a
+        colour photo looks like the grayscale training data."""
+        rgb = super().convert_to_rgb(image, input_data_format=input_data_format)
+        if not self.do_grayscale:
+            return rgb
+        channels_last = rgb.shape[-1] == 3 and rgb.shape[0] != 3
+        weights = np.array([0.299, 0.587, 0.114], np.float32)
+        luma = (np.moveaxis(rgb, -1, 0) if channels_last else rgb).astype(np.float32)
+        gray = np.tensordot(weights, luma, axes=1).round().clip(0, 255).astype(rgb.dtype)
+        return np.stack([gray] * 3, axis=-1 if channels_last else 0)
 
     def to_dict(self) -> dict:
         output = super().to_dict()

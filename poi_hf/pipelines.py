@@ -13,7 +13,7 @@ checkpoint is available it also reports PIN's distribution and which facial regi
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,9 @@ class FacialExpressionRecognitionPipeline(Pipeline):
             a sibling ``pin/`` folder of a local TRN checkpoint; ``False`` turns PIN off.
         face_detector: a `FaceDetector`, or a backend name for `load_face_detector` (default ``"auto"``).
         crop_size: side of the aligned crops before the image processor resizes them for the model.
-        crop_style: landmark template of the training data (see `poi_hf.priors.landmark_template`).
+        crop_style: landmark template faces are aligned to: a name (see `poi_hf.priors.landmark_template`) or
+            (5, 2) coordinates in [0, 1]; default: the model's image processor's ``crop_template`` (the template the
+            model was trained with), else its ``crop_style``, else ``"arcface"``.
 
     Call arguments:
         allow_no_face (`bool`, defaults to `False`): return ``[]`` for an image without faces instead of raising
@@ -71,12 +73,15 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         pin_model: str | os.PathLike | PINForImageClassification | bool | None = None,
         face_detector: FaceDetector | str = "auto",
         crop_size: int = DEFAULT_CROP_SIZE,
-        crop_style: str = "arcface",
+        crop_style: str | Sequence[Sequence[float]] | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.face_detector = load_face_detector(face_detector) if isinstance(face_detector, str) else face_detector
         self.crop_size = crop_size
+        if crop_style is None:
+            processor = self.image_processor
+            crop_style = getattr(processor, "crop_template", None) or getattr(processor, "crop_style", "arcface")
         self.crop_style = crop_style
         if pin_model is None:
             pin_model = find_sibling_pin(self.model)

@@ -9,8 +9,9 @@ from typing import Sequence
 
 from transformers import ResNetConfig
 
+from .image_processing_poi import POIImageProcessor
 from .pin import PINConfig
-from .priors import BASIC_CLASS_NAMES, check_class_names
+from .priors import BASIC_CLASS_NAMES, check_class_names, landmark_template
 from .trn import TRNConfig
 
 PRESETS: dict[str, dict] = {
@@ -63,6 +64,17 @@ def pin_config(preset: str = "paper", class_names: Sequence[str] = BASIC_CLASS_N
     settings = _preset(preset)
     kwargs = {"image_size": settings["image_size"], **settings["pin"], **_labels(class_names), **overrides}
     return PINConfig(backbone_config=backbone_config(preset), **kwargs)
+
+
+def image_processor(image_size: int, crop_style: str = "arcface", grayscale: bool = False) -> POIImageProcessor:
+    """The image processor that records a model's evaluation preprocessing: ``image_size`` px, ImageNet-standard
+    mean/std, grayscale or not, and the crop template (``crop_style`` and its coordinates) faces are aligned to."""
+    return POIImageProcessor(
+        size={"height": image_size, "width": image_size},
+        do_grayscale=grayscale,
+        crop_style=crop_style,
+        crop_template=landmark_template(crop_style),
+    )
 
 
 def tiny_trn_config(class_names: Sequence[str] = BASIC_CLASS_NAMES, **overrides) -> TRNConfig:

@@ -69,6 +69,9 @@ CROP_STYLES: dict[str, str] = {
 }
 """Landmark template (``poi_hf.priors.landmark_template``) the transforms use for a dataset without landmarks."""
 
+GRAYSCALE_DATASETS: frozenset[str] = frozenset({"fer2013", "ferplus"})
+"""Datasets of grayscale images: their models see grayscale at inference too (the image processor's do_grayscale)."""
+
 
 def load_fer_dataset(
     name: str,
@@ -114,6 +117,7 @@ __all__ = [
     "DatasetFormatError",
     "FER2013_CLASSES",
     "FERPLUS_CLASSES",
+    "GRAYSCALE_DATASETS",
     "FEREvalTransform",
     "FERTrainTransform",
     "IMAGENET_MEAN",

@@ -1,6 +1,7 @@
 """Similarity alignment of detected faces to the canonical 5-point template used in training."""
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -85,11 +86,16 @@ class FaceCrop:
 
 
 def align_face(
-    image: Image.Image | np.ndarray, face: Face, crop_size: int = DEFAULT_CROP_SIZE, crop_style: str = "arcface"
+    image: Image.Image | np.ndarray,
+    face: Face,
+    crop_size: int = DEFAULT_CROP_SIZE,
+    crop_style: str | Sequence[Sequence[float]] = "arcface",
 ) -> FaceCrop:
-    """Align one detected face of an RGB image to the template of ``crop_style`` (see
-    `poi_hf.priors.landmark_template`), scaled to ``crop_size`` pixels."""
-    template = np.asarray(landmark_template(crop_style)) * crop_size
+    """Align one detected face of an RGB image to a 5-point template scaled to ``crop_size`` pixels: a
+    ``crop_style`` name (see `poi_hf.priors.landmark_template`) or (5, 2) coordinates in [0, 1] (an image
+    processor's ``crop_template``)."""
+    points = landmark_template(crop_style) if isinstance(crop_style, str) else crop_style
+    template = np.asarray(points, np.float64).reshape(5, 2) * crop_size
     matrix = similarity_transform(face.landmarks, template)
     crop = warp_to_template(np.asarray(image), matrix, crop_size)
     landmarks = transform_points(face.landmarks, matrix).astype(np.float32)
@@ -97,7 +103,10 @@ def align_face(
 
 
 def crop_faces(
-    image: ImageInput, detector: FaceDetector, crop_size: int = DEFAULT_CROP_SIZE, crop_style: str = "arcface"
+    image: ImageInput,
+    detector: FaceDetector,
+    crop_size: int = DEFAULT_CROP_SIZE,
+    crop_style: str | Sequence[Sequence[float]] = "arcface",
 ) -> list[FaceCrop]:
     """Detect and align every face of ``image`` (path, PIL image or array; see `load_rgb_image`).
 
