@@ -64,6 +64,7 @@ def model_card(
     metrics: Mapping[str, float] | None = None,
     split: str = "test",
     hyperparameters: Mapping | None = None,
+    notes: str = "",
 ) -> ModelCard:
     """A model card with `model-index` for a standalone TRN or PIN checkpoint.
 
@@ -73,6 +74,7 @@ def model_card(
         dataset_name: human-readable training data, e.g. "SynFER (30% symmetric noise)".
         dataset_id: Hub dataset id for the card's ``datasets`` field, when there is one.
         metrics: evaluation results (keys from `poi_hf.metrics.classification_metrics`) on ``split``.
+        notes: markdown appended to the card (training data, preprocessing, limitations).
     """
     config = model.config
     is_trn = config.model_type == "poi_trn"
@@ -122,7 +124,7 @@ def model_card(
         metrics_table=metrics_table(metrics),
         hyperparameters=json.dumps(dict(hyperparameters or {}), indent=2, sort_keys=True, default=str),
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}" + (f"\n{notes.strip()}\n" if notes else ""))
 
 
 def export_submodel(

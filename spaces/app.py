@@ -4,7 +4,8 @@ Upload a photo or take one with the webcam: every face is detected, aligned and 
 annotated photo, a bar chart per face (TRN distribution, PIN's distribution, and which facial regions drove PIN)
 and a table. Configuration (environment variables):
 
-- ``POI_HF_MODEL``: TRN checkpoint folder or Hub id (default: ``checkpoint/trn`` next to this file);
+- ``POI_HF_MODEL``: TRN checkpoint folder or Hub id (default: ``checkpoint/trn`` next to this file, a TRN trained on
+  FER2013 that ships with the repository; its model card says how it was trained and scored);
 - ``POI_HF_PIN_MODEL``: PIN checkpoint (default: the ``pin`` folder next to a local TRN checkpoint, if any).
 
 The model is loaded on the first request, so the page comes up at once.
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 
 import gradio as gr
+from huggingface_hub import ModelCard
 import matplotlib
 
 matplotlib.use("Agg")
@@ -40,6 +42,20 @@ def get_pipeline():
     model = os.environ.get(MODEL_ENV, str(DEFAULT_MODEL))
     return pipeline("facial-expression-recognition", model=model, pin_model=os.environ.get(PIN_ENV),
                     trust_remote_code=False)
+
+
+def model_description() -> str:
+    """Which model the Space serves and what it was trained on, from the checkpoint's model card."""
+    model = os.environ.get(MODEL_ENV, str(DEFAULT_MODEL))
+    card = Path(model) / "README.md"
+    if not card.is_file():
+        return f"Model: `{model}`."
+    results = ModelCard.load(card).data.eval_results or []
+    accuracy = next((r for r in results if r.metric_type == "accuracy"), None)
+    if accuracy is None:
+        return f"Model: `{model}`."
+    return (f"Model: `{model}`, trained on **{accuracy.dataset_name}**; accuracy on its {accuracy.dataset_split} "
+            f"split: {accuracy.metric_value:.1%}. See the model card for its limitations.")
 
 
 def distribution_figure(faces: list[dict]) -> plt.Figure:
@@ -120,6 +136,7 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="POI-R facial expression recognition") as demo:
         gr.Markdown("# POI-R facial expression recognition\nEach face: emotion distribution, the model's confidence "
                     "α in its label, and the facial regions that drove the prior-inference network's view.")
+        gr.Markdown(model_description(), elem_id="model-info")
         with gr.Row():
             with gr.Column():
                 image = gr.Image(sources=["upload", "webcam"], type="filepath", label="Photo", elem_id="photo")

@@ -3,6 +3,7 @@ label file without a trailing newline, FERPlus empty names and NF rows, AffectNe
 
 import logging
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -172,6 +173,63 @@ def test_fer2013_wrong_header(fer_dir):
     write(fer_dir / "fer2013.csv", text)
     with pytest.raises(DatasetFormatError, match="fer2013.csv, line 1: header"):
         load_fer2013(fer_dir)
+
+
+KAGGLE_FOLDERS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+@pytest.fixture
+def fer_folders(tmp_path):
+    """The Kaggle FER2013 release: train/ and test/ (PublicTest and PrivateTest mixed), one image per class."""
+    for index, folder in enumerate(KAGGLE_FOLDERS):
+        save_image(str(tmp_path / "train" / folder / f"Training_{index}.jpg"), (48, 48), index, "L")
+        save_image(str(tmp_path / "test" / folder / f"PublicTest_{index}.jpg"), (48, 48), 10 + index, "L")
+        save_image(str(tmp_path / "test" / folder / f"PrivateTest_{index}.jpg"), (48, 48), 20 + index, "L")
+    return tmp_path
+
+
+def test_fer2013_kaggle_folders_split_test_by_file_name(fer_folders):
+    dataset = load_fer_dataset("fer2013", fer_folders)
+    assert {split: len(data) for split, data in dataset.items()} == {"train": 7, "validation": 7, "test": 7}
+    names = dataset["train"].features["label"].names
+    assert names == list(FER2013_CLASSES)  # the ICML order, not the sorted folder order
+    for split, prefix in (("validation", "PublicTest_"), ("test", "PrivateTest_")):
+        paths = dataset[split].cast_column("image", Image(decode=False))["image"]
+        assert all(os.path.basename(image["path"]).startswith(prefix) for image in paths)
+        for image, label in zip(paths, dataset[split]["label"]):
+            folder = os.path.basename(os.path.dirname(image["path"]))
+            assert names[label] == {"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(folder, folder)
+    assert dataset["test"][0]["image"].mode == "L"
+
+
+def test_fer2013_kaggle_folders_with_validation_folder(fer_folders):
+    for path in (fer_folders / "test").rglob("PublicTest_*.jpg"):
+        target = fer_folders / "validation" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
+    dataset = load_fer2013(fer_folders)
+    assert {split: len(data) for split, data in dataset.items()} == {"train": 7, "validation": 7, "test": 7}
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda root: shutil.rmtree(root / "test"), r"no test/ folder"),
+        (lambda root: shutil.rmtree(root / "train" / "sad"), r"train: class folders .* \(missing: \['sad'\]\)"),
+        (lambda root: (root / "train" / "happy").rename(root / "train" / "joy"), r"unknown: \['joy'\]"),
+        (lambda root: shutil.rmtree(root / "train"), r"neither fer2013.csv .* nor a train/ folder"),
+        (lambda root: (root / "train" / "fear" / "Training_2.jpg").write_bytes(b"not a jpeg"), r"corrupt image .*Training_2"),
+    ],
+)
+def test_fer2013_kaggle_folders_errors_name_the_folder(fer_folders, damage, message):
+    damage(fer_folders)
+    with pytest.raises(DatasetFormatError, match=message):
+        load_fer2013(fer_folders)
+
+
+def test_fer2013_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_fer2013(tmp_path / "nowhere")
 
 
 def test_ferplus_majority(fer_dir):

@@ -14,7 +14,9 @@ from transformers import pipeline
 from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
 from poi_hf.faces import HaarFaceDetector, InvalidImageError, NoFaceError, crop_faces, load_face_detector
 from poi_hf.pipelines import FacialExpressionRecognitionPipeline
-from poi_hf.presets import tiny_pin_config, tiny_trn_config
+from poi_hf.data import FER2013_CLASSES
+from poi_hf.presets import image_processor, tiny_pin_config, tiny_trn_config
+from poi_hf.priors import landmark_template
 from test_faces import sample_photos_or_skip
 
 RAFDB_ORDER = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]
@@ -152,3 +154,21 @@ def test_predict_script_writes_jsonl_csv_and_annotated_images(fer_checkpoint, ph
     assert not any(key.startswith("region_") for key in rows[0])
     with pytest.raises(FileNotFoundError, match="neither a file"):
         predict.main([str(tmp_path / "missing.jpg"), "--model", str(fer_checkpoint)])
+
+
+def test_pipeline_aligns_to_the_template_and_colour_the_model_was_trained_with(tmp_path, photos):
+    """A model trained on grayscale FER2013 crops: its saved processor names the measured template and grayscale,
+    and the pipeline aligns every face to that template (not ArcFace's) and feeds gray pixels."""
+    model = TRNForImageClassification(tiny_trn_config(list(FER2013_CLASSES)))
+    model.save_pretrained(tmp_path / "trn")
+    image_processor(model.config.image_size, "fer2013", grayscale=True).save_pretrained(tmp_path / "trn")
+    fer = pipeline("facial-expression-recognition", model=str(tmp_path / "trn"), pin_model=False)
+    assert fer.image_processor.do_grayscale and fer.image_processor.crop_style == "fer2013"
+    np.testing.assert_allclose(fer.crop_style, landmark_template("fer2013"))
+    inputs = fer.preprocess(str(photos["single_face.jpg"]))
+    crop = inputs["crops"][0]
+    # The similarity fit puts the detected points near the template (the face's own shape is not the template's).
+    assert np.abs(crop.normalized_landmarks - np.asarray(landmark_template("fer2013"))).max() < 0.08
+    pixels = inputs["pixel_values"]
+    np.testing.assert_allclose(*(pixels[:, c] * fer.image_processor.image_std[c] + fer.image_processor.image_mean[c]
+                                 for c in (0, 1)), atol=1e-5)
