@@ -3,6 +3,7 @@ FER metrics, and standalone TRN/PIN exports next to every checkpoint."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,13 @@ from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArgum
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .baselines import BaselineSettings, baseline_losses, scn_relabel
+from .cpu import cpu_has_native_bf16
 from .data import class_balanced_sampler
 from .hub import export_submodel, model_card
 from .losses import joint_losses, transfer_weight
 from .metrics import classification_metrics
+
+logger = logging.getLogger(__name__)
 
 SUMMARY_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true", "pin_accuracy")
 
@@ -90,6 +94,16 @@ class POITrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False)
     report_to: str | None = field(default="none")
     seed: int = field(default=42)
+
+    def __post_init__(self):
+        # transformers refuses bf16 without a GPU unless use_cpu is set: on a machine without one, --bf16 True
+        # means bf16 autocast on the CPU.
+        if self.bf16 and not self.use_cpu and not torch.cuda.is_available():
+            self.use_cpu = True
+            if not cpu_has_native_bf16():
+                logger.warning("--bf16 on a CPU without AMX / AVX-512 BF16: PyTorch emulates bf16 here and training "
+                               "is several times slower than fp32; leave --bf16 off on this machine.")
+        super().__post_init__()
 
 
 class POITrainer(Trainer):
