@@ -1,5 +1,5 @@
 """Does bf16 autocast pay off on this CPU? Training-step throughput of the TRN's backbone (transformers ResNet,
-a preset's widths) in fp32, fp32 + channels_last and bf16 autocast + channels_last, one thread, in one process.
+a preset's widths) in fp32 and bf16 autocast, each with and without channels_last, one thread, in one process.
 
     python benchmarks/cpu_precision.py --preset cpu --image_size 48 --out benchmarks/results/cpu_precision.json
 """
@@ -18,7 +18,12 @@ from transformers import ResNetForImageClassification
 from poi_hf.cpu import cpu_flags, cpu_has_native_bf16
 from poi_hf.presets import backbone_config
 
-SETTINGS = {"fp32": (False, False), "fp32_channels_last": (False, True), "bf16_channels_last": (True, True)}
+SETTINGS = {
+    "fp32": (False, False),
+    "fp32_channels_last": (False, True),
+    "bf16": (True, False),
+    "bf16_channels_last": (True, True),
+}
 
 
 def throughput(bf16: bool, channels_last: bool, preset: str, image_size: int, batch: int, steps: int,

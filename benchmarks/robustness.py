@@ -1,10 +1,15 @@
-"""Robustness of POI-R vs baselines on SynFER: symmetric noise levels, the ambiguous single-annotator labels, several
-seeds, and POI-R ablations at the highest noise level. Every run is `examples/train.py` in a subprocess (the same code
+"""Robustness of POI-R vs baselines on SynFER (or a real dataset such as FER2013): symmetric noise levels, SynFER's
+ambiguous single-annotator labels, several seeds, and POI-R ablations at the highest noise level. Every run is `examples/train.py` in a subprocess (the same code
 a user runs); finished runs are skipped, so an interrupted benchmark continues where it stopped.
 
     python benchmarks/robustness.py --quick                        # CI-sized: tiny preset, a few minutes
     python benchmarks/robustness.py --seeds 0 1 2 --ablations      # the full table (hours on a 2-core CPU)
     python benchmarks/robustness.py --seeds 0 1 2 --report_only    # tables of the finished runs, trains nothing
+    python benchmarks/robustness.py --dataset fer2013 --data_dir /data/fer2013 --image_size 48 --noise 0.0 0.3 \
+        --methods ce kd poi --seeds 0 --epochs 20 --out_dir benchmarks/results/fer2013   # real faces (docs/results.md)
+
+SynFER runs select and report on its test split every epoch (`--eval_on_test`); other datasets select on their
+validation split (FER2013: PublicTest) and report the test split (PrivateTest) once, after training.
 
 Writes into --out_dir: runs/<setting>/<method>/seed<k>/ (each run's output folder), results.json (every run and the
 aggregates), results.md (tables), accuracy_vs_noise.png, alpha_histogram.png.
@@ -36,13 +41,11 @@ ABLATIONS = (
 TEST_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
 
 
-def settings(noise_levels: list[float], single_annotator: bool) -> dict[str, list[str]]:
-    """Setting name -> the train.py flags that make its training labels."""
-    table = {
-        f"noise{round(rate * 100):02d}": ["--synfer_label_mode", "clean", "--noise_rate", str(rate)]
-        for rate in noise_levels
-    }
-    if single_annotator:
+def settings(noise_levels: list[float], single_annotator: bool, synfer: bool = True) -> dict[str, list[str]]:
+    """Setting name -> the train.py flags that make its training labels (real data: its own labels + noise)."""
+    clean = ["--synfer_label_mode", "clean"] if synfer else []
+    table = {f"noise{round(rate * 100):02d}": [*clean, "--noise_rate", str(rate)] for rate in noise_levels}
+    if single_annotator and synfer:
         table["single_annotator"] = ["--synfer_label_mode", "subjective"]
     return table
 
@@ -216,6 +219,10 @@ def main() -> None:
         action="store_true",
         help="aggregate the finished runs of the grid (with --ablations: ablations at every setting); train nothing",
     )
+    parser.add_argument("--dataset", default="synfer", help="synfer, or a real dataset of examples/train.py")
+    parser.add_argument("--data_dir", default=None, help="the real dataset's folder")
+    parser.add_argument("--image_size", type=int, default=None, help="override the preset's input size")
+    parser.add_argument("--bf16", default=None, choices=["True", "False"], help="default: train.py's (auto)")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--train_size", type=int, default=2000)
     parser.add_argument("--test_size", type=int, default=1000)
@@ -226,6 +233,8 @@ def main() -> None:
     if args.quick:
         args.preset, args.train_size, args.test_size, args.epochs, args.seeds = "tiny", 96, 48, 2, args.seeds[:1]
         args.noise, args.batch_size = [0.3], 32
+    if args.dataset != "synfer" and not args.data_dir:
+        parser.error(f"--dataset {args.dataset} needs --data_dir")
     if "kd" in args.methods and "ce" not in args.methods:
         parser.error("kd distils the ce run of the same setting: include ce in --methods")
     methods = [m for m in METHODS if m in args.methods]
@@ -237,21 +246,22 @@ def main() -> None:
         log_file.write(message + "\n")
         log_file.flush()
 
+    synfer = args.dataset == "synfer"
+    if synfer:
+        data_flags = ["--synfer_train", str(args.train_size), "--synfer_validation", "200"]
+        data_flags += ["--synfer_test", str(args.test_size), "--eval_on_test", "True"]
+    else:
+        data_flags = ["--dataset", args.dataset, "--data_dir", str(args.data_dir)]
     common = [
         "--preset",
         args.preset,
-        "--synfer_train",
-        str(args.train_size),
-        "--synfer_validation",
-        "200",
-        "--synfer_test",
-        str(args.test_size),
+        *data_flags,
+        *(["--image_size", str(args.image_size)] if args.image_size else []),
+        *(["--bf16", args.bf16] if args.bf16 else []),
         "--num_train_epochs",
         str(args.epochs),
         "--per_device_train_batch_size",
         str(args.batch_size),
-        "--eval_on_test",
-        "True",
         "--save_strategy",
         "no",
         "--disable_tqdm",
@@ -263,7 +273,7 @@ def main() -> None:
         "--scn_relabel_epoch",
         str(args.epochs * 2 / 3),
     ]
-    label_settings = settings(args.noise, not args.no_single_annotator)
+    label_settings = settings(args.noise, not args.no_single_annotator, synfer)
     jobs = [(setting, method, []) for setting in label_settings for method in methods]
     # ablations are trained at the top noise level; a report also shows those finished at other settings
     ablated = list(label_settings) if args.report_only else [f"noise{round(max(args.noise) * 100):02d}"]

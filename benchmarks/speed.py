@@ -5,10 +5,11 @@ times, are what carries over between machines).
     python benchmarks/speed.py --preset cpu --image_size 64 --batch_size 64 --repeats 7
     python benchmarks/speed.py --out benchmarks/results/speed.json
 
-Measures (interleaved, so machine-load drift hits both sides alike):
+Measures (interleaved, so machine-load drift hits both sides alike), in fp32 and on the fast path (bf16 autocast,
+plus channels_last on the CPU: what `POITrainingArguments` turns on by default where the CPU has native bf16):
 - training step: a joint POI-R step (PIN + TRN forward, joint loss, backward, AdamW) vs a plain cross-entropy step
-  of `ResNetForImageClassification` with the TRN's backbone shape, same batch;
-- inference: TRN vs `ResNetForImageClassification` at batch 1 and batch 32, images/s;
+  of `ResNetForImageClassification` with the TRN's backbone shape, same batch and precision;
+- inference: TRN vs `ResNetForImageClassification` at batch 1 and batch 32, images/s, same precision;
 - peak memory of each training step in a fresh subprocess (CUDA: max allocated; CPU: peak RSS growth).
 Each ratio reports min / median / max over the repeats.
 """
@@ -32,7 +33,14 @@ from poi_hf.losses import joint_losses
 from poi_hf.presets import PRESETS, pin_config, trn_config
 
 
-def build(preset: str, image_size: int, device: torch.device):
+PRECISIONS = ("fp32", "fast")
+
+
+def autocast(precision: str, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "fast")
+
+
+def build(preset: str, image_size: int, device: torch.device, precision: str = "fp32"):
     config = POIConfig(
         pin_config=pin_config(preset, image_size=image_size), trn_config=trn_config(preset, image_size=image_size)
     )
@@ -43,6 +51,8 @@ def build(preset: str, image_size: int, device: torch.device):
         num_labels=config.trn_config.num_labels,
     )
     resnet = ResNetForImageClassification(resnet_config).to(device)
+    if precision == "fast" and device.type == "cpu":
+        poi, resnet = poi.to(memory_format=torch.channels_last), resnet.to(memory_format=torch.channels_last)
     return poi, resnet
 
 
@@ -51,16 +61,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def joint_step(poi: POIModel, optimizer, pixels, landmarks, labels) -> None:
-    outputs = poi(pixels, landmarks)
-    terms = joint_losses(poi.config, outputs, labels, poi.pin.priors.au_prior, poi.pin.priors.region_aus, beta=1.0)
+def joint_step(poi: POIModel, optimizer, pixels, landmarks, labels, precision: str = "fp32") -> None:
+    with autocast(precision, pixels.device):
+        outputs = poi(pixels, landmarks)
+        terms = joint_losses(poi.config, outputs, labels, poi.pin.priors.au_prior, poi.pin.priors.region_aus, beta=1.0)
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
     optimizer.step()
 
 
-def ce_step(resnet, optimizer, pixels, labels) -> None:
-    loss = resnet(pixel_values=pixels, labels=labels).loss
+def ce_step(resnet, optimizer, pixels, labels, precision: str = "fp32") -> None:
+    with autocast(precision, pixels.device):
+        loss = resnet(pixel_values=pixels, labels=labels).loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -86,50 +98,85 @@ def batch(size: int, image_size: int, num_labels: int, device: torch.device):
 
 
 def measure_training(args, device) -> dict:
-    poi, resnet = build(args.preset, args.image_size, device)
-    poi_opt, resnet_opt = torch.optim.AdamW(poi.parameters()), torch.optim.AdamW(resnet.parameters())
-    pixels, landmarks, labels = batch(args.batch_size, args.image_size, poi.config.num_labels, device)
-    for _ in range(args.warmup):
-        joint_step(poi, poi_opt, pixels, landmarks, labels)
-        ce_step(resnet, resnet_opt, pixels, labels)
-    joint, ce = [], []
-    for _ in range(args.repeats):
-        joint.append(timed(lambda: joint_step(poi, poi_opt, pixels, landmarks, labels), device))
-        ce.append(timed(lambda: ce_step(resnet, resnet_opt, pixels, labels), device))
-    ratios = [j / c for j, c in zip(joint, ce)]
-    return {
-        "joint_step_s": spread(joint),
-        "ce_step_s": spread(ce),
-        "joint_over_ce": spread(ratios),
-        "params_M": {
-            "poi": sum(p.numel() for p in poi.parameters()) / 1e6,
-            "resnet": sum(p.numel() for p in resnet.parameters()) / 1e6,
-        },
+    models = {precision: build(args.preset, args.image_size, device, precision) for precision in PRECISIONS}
+    optimizers = {
+        precision: (torch.optim.AdamW(poi.parameters()), torch.optim.AdamW(resnet.parameters()))
+        for precision, (poi, resnet) in models.items()
     }
+    pixels, landmarks, labels = batch(args.batch_size, args.image_size, models["fp32"][0].config.num_labels, device)
+
+    def steps(precision: str) -> tuple[float, float]:
+        (poi, resnet), (poi_opt, resnet_opt) = models[precision], optimizers[precision]
+        joint = timed(lambda: joint_step(poi, poi_opt, pixels, landmarks, labels, precision), device)
+        return joint, timed(lambda: ce_step(resnet, resnet_opt, pixels, labels, precision), device)
+
+    for _ in range(args.warmup):
+        for precision in PRECISIONS:
+            steps(precision)
+    times = {precision: {"joint": [], "ce": []} for precision in PRECISIONS}
+    for _ in range(args.repeats):
+        for precision in PRECISIONS:
+            joint, ce = steps(precision)
+            times[precision]["joint"].append(joint)
+            times[precision]["ce"].append(ce)
+    report = {
+        precision: {
+            "joint_step_s": spread(t["joint"]),
+            "ce_step_s": spread(t["ce"]),
+            "joint_over_ce": spread([j / c for j, c in zip(t["joint"], t["ce"])]),
+        }
+        for precision, t in times.items()
+    }
+    report["fast_speedup"] = {
+        kind: spread([slow / fast for slow, fast in zip(times["fp32"][kind], times["fast"][kind])])
+        for kind in ("joint", "ce")
+    }
+    poi, resnet = models["fp32"]
+    report["params_M"] = {
+        "poi": sum(p.numel() for p in poi.parameters()) / 1e6,
+        "resnet": sum(p.numel() for p in resnet.parameters()) / 1e6,
+    }
+    return report
 
 
 @torch.inference_mode()
 def measure_inference(args, device) -> dict:
-    poi, resnet = build(args.preset, args.image_size, device)
-    trn: TRNForImageClassification = poi.trn.eval()
-    resnet.eval()
+    models = {}
+    for precision in PRECISIONS:
+        poi, resnet = build(args.preset, args.image_size, device, precision)
+        models[precision] = (poi.trn.eval(), resnet.eval())
     results = {}
     for size in (1, 32):
         pixels = torch.randn(size, 3, args.image_size, args.image_size, device=device)
         iterations = max(1, args.inference_images // size)
+
+        def rates(precision: str) -> tuple[float, float]:
+            trn, resnet = models[precision]
+            with autocast(precision, device):
+                trn_time = timed(lambda: [trn(pixels) for _ in range(iterations)], device)
+                resnet_time = timed(lambda: [resnet(pixel_values=pixels) for _ in range(iterations)], device)
+            return size * iterations / trn_time, size * iterations / resnet_time
+
         for _ in range(args.warmup):
-            trn(pixels), resnet(pixel_values=pixels)
-        trn_rates, resnet_rates = [], []
+            for precision in PRECISIONS:
+                rates(precision)
+        measured = {precision: ([], []) for precision in PRECISIONS}
         for _ in range(args.repeats):
-            trn_rates.append(size * iterations / timed(lambda: [trn(pixels) for _ in range(iterations)], device))
-            resnet_rates.append(
-                size * iterations / timed(lambda: [resnet(pixel_values=pixels) for _ in range(iterations)], device)
-            )
+            for precision in PRECISIONS:
+                trn_rate, resnet_rate = rates(precision)
+                measured[precision][0].append(trn_rate)
+                measured[precision][1].append(resnet_rate)
         results[f"batch{size}"] = {
-            "trn_img_s": spread(trn_rates),
-            "resnet_img_s": spread(resnet_rates),
-            "trn_over_resnet": spread([t / r for t, r in zip(trn_rates, resnet_rates)]),
+            precision: {
+                "trn_img_s": spread(trn_rates),
+                "resnet_img_s": spread(resnet_rates),
+                "trn_over_resnet": spread([t / r for t, r in zip(trn_rates, resnet_rates)]),
+            }
+            for precision, (trn_rates, resnet_rates) in measured.items()
         }
+        results[f"batch{size}"]["trn_fast_speedup"] = spread(
+            [fast / slow for fast, slow in zip(measured["fast"][0], measured["fp32"][0])]
+        )
     return results
 
 

@@ -1,7 +1,7 @@
 """Train POI-R (PIN + TRN jointly) with `POITrainer`.
 
     accelerate launch examples/train.py                      # SynFER, the CPU preset on a machine without a GPU
-    accelerate launch examples/train.py --dataset rafdb --data_dir /data/RAF-DB/basic --preset paper --bf16
+    accelerate launch examples/train.py --dataset rafdb --data_dir /data/RAF-DB/basic --preset paper --bf16 True
     accelerate launch --multi_gpu --num_processes 4 examples/train.py ...   # DDP (FSDP: `accelerate config`)
     accelerate launch examples/train.py --output_dir outputs/run --resume_from_checkpoint latest
 

@@ -14,3 +14,9 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def synfer_cache(tmp_path_factory):
+    """A SynFER cache folder shared by the tests of one module."""
+    return tmp_path_factory.mktemp("synfer_cache")

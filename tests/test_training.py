@@ -42,11 +42,6 @@ def run_train(output_dir, *extra, launcher=("accelerate", "launch", "--num_proce
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment, cwd=ROOT)
 
 
-@pytest.fixture(scope="module")
-def synfer_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("synfer_cache")
-
-
 @pytest.mark.slow
 def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
     output_dir = tmp_path / "run"
