@@ -20,6 +20,7 @@ from transformers import pipeline
 
 import poi_hf.pipelines  # noqa: F401  (registers "facial-expression-recognition")
 from poi_hf.faces import InvalidImageError, annotate, load_rgb_image
+from poi_hf.hub import check_model_folder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -84,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     paths = expand_inputs(args.inputs)
+    check_model_folder(args.model)  # the pipeline checks --pin itself
     fer = pipeline("facial-expression-recognition", model=args.model, pin_model=False if args.no_pin else args.pin,
                    face_detector=args.detector, device=args.device, trust_remote_code=False)
     records = []

@@ -28,7 +28,17 @@ from poi_hf import TRNForImageClassification
 from poi_hf.backbones import load_torchvision_resnet
 from poi_hf.baselines import METHODS, BaselineSettings
 from poi_hf.configuration_poi import POIConfig
-from poi_hf.data import CROP_STYLES, GRAYSCALE_DATASETS, LOADERS, FEREvalTransform, load_fer_dataset, poi_collate, set_fer_transforms
+from poi_hf.data import (
+    CROP_STYLES,
+    GRAYSCALE_DATASETS,
+    LOADERS,
+    FEREvalTransform,
+    check_noise_rate,
+    load_fer_dataset,
+    poi_collate,
+    set_fer_transforms,
+)
+from poi_hf.hub import check_model_folder
 from poi_hf.losses import label_trust
 from poi_hf.metrics import auroc, confusion_matrix
 from poi_hf.modeling_poi import POIModel
@@ -64,6 +74,8 @@ class MethodArguments(BaselineSettings):
             raise ValueError(f"--method {self.method!r}: choose one of {METHODS}.")
         if self.method == "kd" and not self.teacher_path:
             raise ValueError("--method kd needs --teacher_path, a trained TRN folder.")
+        if self.method == "kd":
+            check_model_folder(self.teacher_path)
 
 
 @dataclass
@@ -103,6 +115,9 @@ class DataArguments:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
 
+    def __post_init__(self):
+        check_noise_rate(self.noise_rate, "--noise_rate")
+
 
 # The POI-R settings are POIConfig's own fields (one flag each, e.g. --use_uncertainty False), plus --use_au_prior,
 # which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss.
@@ -122,6 +137,17 @@ POIArguments = make_dataclass(
         ),
     ],
 )
+
+
+def check_training_arguments(args: POITrainingArguments) -> None:
+    """Refuse a run that would train nothing or could not write its results, before any data or model is built."""
+    if args.max_steps <= 0 and args.num_train_epochs <= 0:
+        raise ValueError(
+            f"--num_train_epochs {args.num_train_epochs} trains nothing and would export an untrained model: pass a "
+            "positive number of epochs (or --max_steps > 0)."
+        )
+    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        raise ValueError(f"--output_dir {args.output_dir} is an existing file; expected a folder to write the run to.")
 
 
 def resolve_checkpoint(output_dir: Path, resume: str | None, model_type: str) -> str | None:
@@ -264,6 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
         level=logging.INFO if training_args.should_log else logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
     )
     method = method_args.method
+    check_training_arguments(training_args)
 
     preset = model_args.preset if model_args.preset != "auto" else ("paper" if torch.cuda.is_available() else "cpu")
     if preset not in PRESETS:

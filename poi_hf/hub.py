@@ -1,16 +1,23 @@
-"""Exports and model cards: standalone TRN/PIN folders (safetensors + config + preprocessor config + README.md)."""
+"""Exports and model cards: standalone TRN/PIN folders (safetensors + config + preprocessor config + README.md), and
+the check that a local model folder can be loaded from."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Mapping
 
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from safetensors import SafetensorError, safe_open
 from transformers import BaseImageProcessor, PreTrainedModel
 
 from . import __version__
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+"""A Hub repo id, "owner/name"."""
 
 CARD_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
 
@@ -140,3 +147,54 @@ def export_submodel(
     image_processor.save_pretrained(output_dir)
     card.save(output_dir / "README.md")
     return output_dir
+
+
+def _is_local_path(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` means a local folder: a `Path`, an existing path, an absolute path, one starting with
+    "." (Hub ids cannot), or one with a path separator that is not shaped like a Hub id "owner/name"."""
+    name = os.fspath(name_or_path)
+    separators = [sep for sep in (os.sep, os.altsep) if sep]
+    return (
+        isinstance(name_or_path, os.PathLike)
+        or os.path.exists(name)
+        or os.path.isabs(name)
+        or name.startswith(".")
+        or (any(sep in name for sep in separators) and not HUB_ID.fullmatch(name))
+    )
+
+
+def check_model_folder(name_or_path: str | os.PathLike) -> None:
+    """Before ``from_pretrained``: raise a clear error when ``name_or_path`` is a local path that holds no loadable
+    model (transformers would report a malformed Hub id instead). Hub ids pass unchecked.
+
+    Raises:
+        FileNotFoundError: the folder, its ``config.json`` or its weights (``model.safetensors``, a sharded index or
+            ``pytorch_model.bin``) do not exist.
+        NotADirectoryError: the path is a file.
+        OSError: ``model.safetensors`` is empty, truncated or not a safetensors file.
+    """
+    if not _is_local_path(name_or_path):
+        return
+    folder = Path(name_or_path)
+    if not folder.exists():
+        raise FileNotFoundError(
+            f"No model folder at {str(folder)!r} (resolved to {folder.resolve()}). Pass a folder written by "
+            "save_pretrained, e.g. a training run's trn/ or pin/, or a Hub id 'owner/name'."
+        )
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file; expected a model folder with config.json and model.safetensors.")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} has no config.json, so it is not a model folder written by save_pretrained (examples/train.py "
+            "writes the deployable ones to <output_dir>/trn and <output_dir>/pin)."
+        )
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        try:
+            with safe_open(weights, "pt"):  # reads the header only; it checks the file covers every tensor
+                pass
+        except SafetensorError as error:
+            message = f"{weights} is empty, truncated or not a safetensors file ({error}); save or download it again."
+            raise OSError(message) from error
+    elif not any((folder / name).is_file() for name in ("model.safetensors.index.json", "pytorch_model.bin")):
+        raise FileNotFoundError(f"{folder} has config.json but no weights: model.safetensors is missing.")

@@ -7,14 +7,38 @@ inference path (face pipeline, predict.py, the Space) aligns faces to its templa
 """
 
 import numpy as np
+from PIL import Image
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling
+
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+"""PIL modes that PIL's ``convert("RGB")`` clips to 0..255 instead of scaling (16-bit PNGs, 32-bit, float)."""
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """Scale a 16-bit, 32-bit integer or float grayscale image to 8-bit "L"; images of other modes are returned as is.
+
+    "I;16*" images span 0..65535. "I" and "F" images carry no nominal range, so full scale is the smallest of
+    1.0 (float only), 255 and 65535 that holds the brightest pixel, else that pixel: a float image in [0, 1], an
+    8-bit image stored as "I" and a 16-bit PNG opened as "I" all come out as the photo they show.
+    """
+    if image.mode not in HIGH_BIT_DEPTH_MODES:
+        return image
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64)).clip(min=0)
+    if image.mode.startswith("I;16"):
+        scales = (65535.0,)
+    else:
+        scales = ((1.0,) if image.mode == "F" else ()) + (255.0, 65535.0)
+    peak = float(values.max(initial=0.0))
+    full_scale = next((scale for scale in scales if peak <= scale), peak)
+    return Image.fromarray((values * (255.0 / full_scale)).round().clip(0, 255).astype(np.uint8))
 
 
 class POIImageProcessor(PilBackend):
     """Turns face crops into ``pixel_values`` of shape (B, 3, H, W).
 
-    Every input is converted to RGB first, so 48x48 grayscale FER2013 crops and RGBA PNGs work unchanged.
+    Every input is converted to RGB first, so 48x48 grayscale FER2013 crops, RGBA PNGs and 16-bit PNGs (scaled to
+    8 bit by `to_8bit`) work unchanged.
     The default size is the small CPU preset's 64 px; checkpoints store their own size.
     """
 
@@ -33,7 +57,9 @@ class POIImageProcessor(PilBackend):
 
     def convert_to_rgb(self, image: np.ndarray, input_data_format=None) -> np.ndarray:
         """RGB as (C, H, W) uint8; with ``do_grayscale`` the ITU-R 601 luma (PIL's "L") repeated 3 times, so a
-        colour photo looks like the grayscale training data."""
+        colour photo looks like the grayscale training data. High-bit-depth PIL images are scaled to 8 bit first."""
+        if isinstance(image, Image.Image):
+            image = to_8bit(image)
         rgb = super().convert_to_rgb(image, input_data_format=input_data_format)
         if not self.do_grayscale:
             return rgb
@@ -52,4 +78,4 @@ class POIImageProcessor(PilBackend):
         return output
 
 
-__all__ = ["POIImageProcessor"]
+__all__ = ["POIImageProcessor", "to_8bit"]

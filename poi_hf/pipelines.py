@@ -21,6 +21,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Pi
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .faces import DEFAULT_CROP_SIZE, FaceDetector, NoFaceError, crop_faces, load_face_detector, transform_points
+from .hub import check_model_folder
 from .pin import PINForImageClassification
 
 TASK = "facial-expression-recognition"
@@ -38,7 +39,8 @@ class FacialExpressionRecognitionPipeline(Pipeline):
     """Detect, align and classify every face of an image.
 
     Args:
-        model: a TRN checkpoint (`TRNForImageClassification` or any image classifier trained on aligned crops).
+        model: a TRN checkpoint (`TRNForImageClassification` or any image classifier trained on aligned crops, e.g. a
+            transformers `ResNetForImageClassification`; a model without a ``confidence`` output gets ``None`` there).
         pin_model: a PIN checkpoint for per-region explanations: a path or Hub id, or a `PINForImageClassification`
             loaded with ``from_pretrained`` (its image processor is read from the same place); ``None`` looks for
             a sibling ``pin/`` folder of a local TRN checkpoint; ``False`` turns PIN off.
@@ -57,7 +59,7 @@ class FacialExpressionRecognitionPipeline(Pipeline):
           `poi_hf.faces.MAX_IMAGE_SIDE` are downscaled first);
         - ``detection_score``, ``landmarks`` (5 ``[x, y]``, image pixels);
         - ``label``, ``score``: the TRN's top class and its probability; ``distribution``: ``{label: probability}``;
-        - ``confidence``: the TRN's uncertainty-head output α in (0, 1);
+        - ``confidence``: the TRN's uncertainty-head output α in (0, 1); ``None`` for a classifier without one;
         - with a PIN: ``pin_distribution`` and ``regions``: per region (and ``"global"``) its ``contribution`` to PIN's
           probability of ``label`` (summing to 1) and, for facial regions, its ``polygon`` (4 image-pixel corners).
     """
@@ -88,6 +90,7 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         self.pin_model, self.pin_image_processor = None, None
         if pin_model:
             if not isinstance(pin_model, PINForImageClassification):
+                check_model_folder(pin_model)
                 pin_model = PINForImageClassification.from_pretrained(pin_model)
             if pin_model.config.id2label != self.model.config.id2label:
                 raise ValueError(
@@ -121,7 +124,8 @@ class FacialExpressionRecognitionPipeline(Pipeline):
             return outputs
         trn = self.model(pixel_values=model_inputs["pixel_values"].to(self.dtype))
         outputs["probabilities"] = trn.logits.float().softmax(-1)
-        outputs["confidence"] = trn.confidence.float()
+        confidence = getattr(trn, "confidence", None)  # only POI-R's TRN has an uncertainty head
+        outputs["confidence"] = None if confidence is None else confidence.float()
         if self.pin_model is not None:
             pin = self.pin_model(
                 pixel_values=model_inputs["pin_pixel_values"].to(self.pin_model.dtype),
@@ -136,6 +140,7 @@ class FacialExpressionRecognitionPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, Any]]:
         id2label = self.model.config.id2label
+        confidence = model_outputs.get("confidence")  # absent when the image has no face
         results = []
         for index, crop in enumerate(model_outputs["crops"]):
             probabilities = model_outputs["probabilities"][index].tolist()
@@ -147,7 +152,7 @@ class FacialExpressionRecognitionPipeline(Pipeline):
                 "landmarks": crop.face.landmarks.tolist(),
                 "label": id2label[top],
                 "score": probabilities[top],
-                "confidence": float(model_outputs["confidence"][index]),
+                "confidence": None if confidence is None else float(confidence[index]),
                 "distribution": {id2label[i]: p for i, p in enumerate(probabilities)},
             }
             if self.pin_model is not None:

@@ -1,6 +1,7 @@
 """Loaders on tiny fixtures that reproduce each published format: headers, separators, 1-based labels, the RAF-DB
 label file without a trailing newline, FERPlus empty names and NF rows, AffectNet ';' landmarks and .npy files."""
 
+import codecs
 import logging
 import os
 import shutil
@@ -427,6 +428,24 @@ def test_imagefolder(tmp_path):
     assert len(load_imagefolder(tmp_path, skip_bad=True)["train"]) == 5
 
 
+@pytest.mark.parametrize(
+    "fixture, files, loader",
+    [
+        ("rafdb", ["EmoLabel/list_patition_label.txt"], load_rafdb),
+        ("fer_dir", ["fer2013.csv"], load_fer2013),
+        ("fer_dir", ["fer2013.csv", "fer2013new.csv"], load_ferplus),
+        ("affectnet_csv", ["training.csv", "validation.csv"], load_affectnet),
+    ],
+)
+def test_label_files_with_a_byte_order_mark_load(request, fixture, files, loader):
+    """Files saved by Windows tools start with a UTF-8 BOM; they load exactly like the plain ones."""
+    root = request.getfixturevalue(fixture)
+    expected = {split: data["label"][:] for split, data in loader(root).items()}
+    for name in files:
+        (root / name).write_bytes(codecs.BOM_UTF8 + (root / name).read_bytes())
+    assert {split: data["label"][:] for split, data in loader(root).items()} == expected
+
+
 def test_registry(rafdb):
     dataset = load_fer_dataset("rafdb", rafdb, noise_rate=0.5, noise_seed=0)
     assert "clean_label" in dataset["train"].column_names
@@ -435,6 +454,8 @@ def test_registry(rafdb):
         load_fer_dataset("ckplus", rafdb)
     with pytest.raises(ValueError, match="needs data_dir"):
         load_fer_dataset("rafdb")
+    with pytest.raises(ValueError, match=r"noise_rate must be a fraction of the training labels in \[0, 1\], got -0.1"):
+        load_fer_dataset("rafdb", rafdb, noise_rate=-0.1)
 
 
 def test_registry_synfer_through_transforms(tmp_path):

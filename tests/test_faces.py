@@ -149,9 +149,26 @@ def test_bad_files_raise_clear_errors(tmp_path):
         load_rgb_image(42)
 
 
-def test_grayscale_rgba_and_arrays_become_rgb(photos, yunet):
+def to_16_bit_png(image: Image.Image, path) -> Image.Image:
+    """The 16-bit grayscale PNG of ``image`` (8-bit gray values x 257), as PIL opens it (mode "I;16")."""
+    Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257).save(path)
+    return Image.open(path)
+
+
+def test_16_bit_and_float_images_are_scaled_to_8_bit(tmp_path):
+    gray = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 20), dtype=np.uint8))
+    expected = np.asarray(load_rgb_image(gray))
+    png16 = to_16_bit_png(gray, tmp_path / "16bit.png")
+    as_float = Image.fromarray(np.asarray(gray, np.float32) / 255)
+    for image in (png16, tmp_path / "16bit.png", png16.convert("I"), as_float):
+        loaded = np.asarray(load_rgb_image(image))
+        assert np.abs(loaded.astype(int) - expected).max() <= 1, image
+
+
+def test_grayscale_rgba_16_bit_and_arrays_become_rgb(photos, yunet, tmp_path):
     rgb = load_rgb_image(photos["single_face.jpg"])
-    for image in (rgb.convert("L"), rgb.convert("RGBA"), np.asarray(rgb.convert("L")), np.asarray(rgb)):
+    png16 = to_16_bit_png(rgb, tmp_path / "16bit.png")
+    for image in (rgb.convert("L"), rgb.convert("RGBA"), png16, np.asarray(rgb.convert("L")), np.asarray(rgb)):
         loaded = load_rgb_image(image)
         assert loaded.mode == "RGB" and loaded.size == rgb.size
         assert len(yunet(loaded)) == 1

@@ -3,16 +3,27 @@
 import csv
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from transformers import pipeline
+from PIL import Image
+from transformers import ResNetConfig, ResNetForImageClassification, pipeline
 
 from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
-from poi_hf.faces import HaarFaceDetector, InvalidImageError, NoFaceError, crop_faces, load_face_detector
+from poi_hf.faces import (
+    HaarFaceDetector,
+    InvalidImageError,
+    NoFaceError,
+    annotate,
+    crop_faces,
+    load_face_detector,
+    load_rgb_image,
+)
+from poi_hf.hub import check_model_folder
 from poi_hf.pipelines import FacialExpressionRecognitionPipeline
 from poi_hf.data import FER2013_CLASSES
 from poi_hf.presets import image_processor, tiny_pin_config, tiny_trn_config
@@ -100,6 +111,20 @@ def test_pin_is_optional_and_can_be_given_explicitly(fer_checkpoint, photos, tmp
     assert "regions" in named(str(photos["single_face.jpg"]))[0]
 
 
+def test_plain_image_classifier_without_confidence(photos, tmp_path):
+    """Any image classifier works: a transformers ResNet has no uncertainty head, so ``confidence`` is None."""
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
+                          id2label=dict(enumerate(RAFDB_ORDER)))
+    ResNetForImageClassification(config).save_pretrained(tmp_path / "resnet")
+    POIImageProcessor(size={"height": 48, "width": 48}).save_pretrained(tmp_path / "resnet")
+    fer = pipeline("facial-expression-recognition", model=str(tmp_path / "resnet"), trust_remote_code=False)
+    (face,) = fer(str(photos["single_face.jpg"]))
+    assert face["confidence"] is None and set(face["distribution"]) == set(RAFDB_ORDER)
+    assert sum(face["distribution"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert annotate(load_rgb_image(photos["single_face.jpg"]), [face]).mode == "RGB"
+    assert fer(str(photos["free-mountain-vector-01.jpg"]), allow_no_face=True) == []
+
+
 def test_pin_with_other_classes_is_refused(fer_checkpoint, tmp_path):
     other = save_tiny_checkpoints(tmp_path, class_names=list(reversed(RAFDB_ORDER))).parent / "pin"
     with pytest.raises(ValueError, match="classes"):
@@ -127,10 +152,7 @@ def test_image_classification_pipeline_still_works_on_aligned_crops(fer_checkpoi
 
 
 def test_predict_script_writes_jsonl_csv_and_annotated_images(fer_checkpoint, photos, tmp_path):
-    example = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
-    spec = importlib.util.spec_from_file_location("predict", example)
-    predict = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(predict)
+    predict = load_predict_script()
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("multi_face.jpg", "free-mountain-vector-01.jpg"):
@@ -154,6 +176,50 @@ def test_predict_script_writes_jsonl_csv_and_annotated_images(fer_checkpoint, ph
     assert not any(key.startswith("region_") for key in rows[0])
     with pytest.raises(FileNotFoundError, match="neither a file"):
         predict.main([str(tmp_path / "missing.jpg"), "--model", str(fer_checkpoint)])
+
+
+def load_predict_script():
+    example = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
+    spec = importlib.util.spec_from_file_location("predict", example)
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    return predict
+
+
+def test_missing_or_broken_model_folders_are_named(fer_checkpoint, tmp_path, monkeypatch):
+    """A local path that holds no loadable model says which folder or file is wrong, not "Repo id must be ...".
+
+    predict.py --model, the pipeline's pin_model and train.py --teacher_path all go through `check_model_folder`."""
+    photo = tmp_path / "face.png"
+    Image.new("RGB", (32, 32)).save(photo)
+    missing = tmp_path / "runs" / "missing" / "trn"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"No model folder at '{missing}'")):
+        load_predict_script().main([str(photo), "--model", str(missing)])
+    with pytest.raises(FileNotFoundError, match="No model folder at '.*missing_pin'"):
+        pipeline("facial-expression-recognition", model=str(fer_checkpoint), pin_model=str(tmp_path / "missing_pin"),
+                 trust_remote_code=False)
+    monkeypatch.chdir(tmp_path)
+    for relative in ("./missing", "../missing", "runs/missing/trn", Path("missing")):
+        with pytest.raises(FileNotFoundError, match="No model folder"):
+            check_model_folder(relative)
+    check_model_folder("owner/name")  # a Hub id: left to from_pretrained
+
+    broken = tmp_path / "broken"
+    shutil.copytree(fer_checkpoint, broken)
+    with pytest.raises(NotADirectoryError, match="config.json is a file; expected a model folder"):
+        check_model_folder(broken / "config.json")
+    weights = (broken / "model.safetensors").read_bytes()
+    for damaged in (b"", weights[: len(weights) // 2]):
+        (broken / "model.safetensors").write_bytes(damaged)
+        with pytest.raises(OSError, match=r"broken/model.safetensors is empty, truncated or not a safetensors file"):
+            check_model_folder(broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="has config.json but no weights: model.safetensors is missing"):
+        check_model_folder(broken)
+    (broken / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="broken has no config.json"):
+        load_predict_script().main([str(photo), "--model", str(broken)])
+    check_model_folder(fer_checkpoint)  # a good folder passes
 
 
 def test_pipeline_aligns_to_the_template_and_colour_the_model_was_trained_with(tmp_path, photos):

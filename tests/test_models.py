@@ -251,6 +251,26 @@ def test_image_processor_converts_to_rgb():
         assert pixels.shape == (1, 3, 48, 48)
 
 
+def test_image_processor_scales_16_bit_and_float_images(tmp_path):
+    """A 16-bit PNG (values x 257), a 16-bit "I" image and a float image in [0, 1] give the 8-bit image's pixels."""
+    processor = POIImageProcessor(size={"height": 48, "width": 48})
+    gray = np.random.default_rng(0).integers(0, 256, (40, 36), dtype=np.uint8)
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "16bit.png")
+    png16 = Image.open(tmp_path / "16bit.png")
+    assert png16.mode == "I;16"
+    images = {
+        "I;16": png16,
+        "I": Image.fromarray(gray.astype(np.int32) * 257),
+        "F": Image.fromarray(gray.astype(np.float32) / 255),
+    }
+    expected = processor(Image.fromarray(gray), return_tensors="pt")["pixel_values"]
+    step = 1 / 255 / min(processor.image_std)  # one 8-bit level after normalisation
+    for mode, image in images.items():
+        assert image.mode == mode
+        pixels = processor(image, return_tensors="pt")["pixel_values"]
+        torch.testing.assert_close(pixels, expected, atol=step, rtol=0, msg=mode)
+
+
 @pytest.mark.parametrize(
     "model_class, config_fn",
     [
@@ -274,6 +294,16 @@ def test_bad_landmarks_and_configs():
     model = PINForImageClassification(tiny_pin_config())
     with pytest.raises(ValueError, match=r"landmarks must have shape \(2, 5, 2\)"):
         model(torch.randn(2, 3, 48, 48), landmarks=torch.rand(2, 68, 2))
+    template = torch.tensor(landmark_template("arcface")).expand(2, 5, 2)
+    pixels, nan, edge = template * 48, template.clone(), template.clone()
+    nan[1, 2, 0] = float("nan")
+    edge[0, 0] = torch.tensor([-0.2, 1.3])  # pushed out by augmentation: still accepted
+    model(torch.randn(2, 3, 48, 48), landmarks=edge)
+    in_pixels = r"in \[0, 1\] coordinates .*accepted: -0.5..1.5.*sample\(s\) \[0, 1\] have \[16.4"
+    with pytest.raises(ValueError, match=in_pixels):
+        model(torch.randn(2, 3, 48, 48), landmarks=pixels)
+    with pytest.raises(ValueError, match=r"not NaN; sample\(s\) \[1\] have \[nan\]"):
+        model(torch.randn(2, 3, 48, 48), landmarks=nan)
     with pytest.raises(ValueError, match="au_prior must be 8 x 18"):
         PINConfig(id2label=dict(enumerate(CLASS_NAMES)), au_prior=[[0.0] * 18] * 7)
     with pytest.raises(ValueError, match="Unknown class name"):

@@ -109,6 +109,22 @@ def test_bad_arguments_give_clear_errors(tmp_path, synfer_cache):
         )
     with pytest.raises(ValueError, match="no checkpoint-"):
         train.main(["--output_dir", str(tmp_path / "empty"), "--resume_from_checkpoint", "latest"])
+    # Refused before any data is loaded: --dataset rafdb without --data_dir would fail there with "needs data_dir".
+    no_data = ["--dataset", "rafdb", "--output_dir", str(tmp_path / "d")]
+    for epochs in ("0", "-1"):
+        with pytest.raises(ValueError, match=f"--num_train_epochs {epochs}.0 trains nothing"):
+            train.main([*no_data, "--num_train_epochs", epochs])
+    with pytest.raises(ValueError, match="needs data_dir"):  # a step budget alone is a valid run length
+        train.main([*no_data, "--num_train_epochs", "0", "--max_steps", "3"])
+    for rate in ("-0.1", "1.5", "nan"):
+        with pytest.raises(ValueError, match=rf"--noise_rate must be a fraction .* in \[0, 1\], got {rate}"):
+            train.main([*no_data, "--noise_rate", rate])
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"--output_dir .*results.txt is an existing file; expected a folder"):
+        train.main([*no_data, "--output_dir", str(a_file)])
+    with pytest.raises(FileNotFoundError, match="No model folder at .*missing_teacher"):
+        train.main([*no_data, "--method", "kd", "--teacher_path", str(tmp_path / "missing_teacher")])
 
 
 class StopAfterFirstSave(TrainerCallback):

@@ -29,7 +29,7 @@ from .collate import poi_collate
 from .fer2013 import FER2013_CLASSES, load_fer2013
 from .ferplus import FERPLUS_CLASSES, ferplus_target, load_ferplus
 from .imagefolder import load_imagefolder
-from .noise import NoiseType, add_label_noise, flip_labels, noise_rate_of, replace_labels
+from .noise import NoiseType, add_label_noise, check_noise_rate, flip_labels, noise_rate_of, replace_labels
 from .rafdb import RAFDB_CLASSES, load_rafdb, read_label_file
 from .sampler import class_balanced_sampler
 from .transforms import (
@@ -96,6 +96,7 @@ def load_fer_dataset(
         raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(LOADERS)}.")
     if data_dir is None and name != "synfer":
         raise ValueError(f"Dataset {name!r} needs data_dir, the folder of its unpacked download.")
+    check_noise_rate(noise_rate)
     dataset = LOADERS[name](str(data_dir) if data_dir is not None else None, **kwargs)
     if noise_rate > 0:
         dataset, _ = add_label_noise(dataset, noise_rate, noise_type, noise_seed)
@@ -125,6 +126,7 @@ __all__ = [
     "LOADERS",
     "RAFDB_CLASSES",
     "add_label_noise",
+    "check_noise_rate",
     "class_balanced_sampler",
     "ferplus_target",
     "flip_labels",

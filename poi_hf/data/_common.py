@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Iterator, Literal, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Sequence, TextIO
 
 import numpy as np
 from datasets import Array2D, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
@@ -61,6 +61,12 @@ class BadRows:
         if self.count:
             logger.warning("Skipped %d bad record(s) of %s.", self.count, self.path)
         return self.count
+
+
+def open_text(path: str | os.PathLike) -> TextIO:
+    """Open a label file (csv or txt) for reading. "utf-8-sig" drops the byte-order mark that Windows tools write,
+    which would otherwise stick to the first header field or image name; ``newline=""`` is what `csv` expects."""
+    return open(path, newline="", encoding="utf-8-sig")
 
 
 def check_header(path: str | os.PathLike, header: Sequence[str], expected: Sequence[str]) -> None:

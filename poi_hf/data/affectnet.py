@@ -34,6 +34,7 @@ from ._common import (
     fer_features,
     image_size,
     landmarks_68_to_5,
+    open_text,
     parse_int,
 )
 
@@ -77,7 +78,7 @@ class _Columns(dict):
 
 def _read_csv_split(path: str, image_root: str, num_classes: int, check: ImageCheck, bad: BadRows) -> _Columns:
     columns, filtered = _Columns(with_box=True, with_landmarks=True), 0
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         reader = csv.reader(handle)
         check_header(path, next(reader, []), CSV_HEADER)
         for fields in reader:

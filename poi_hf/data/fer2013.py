@@ -31,6 +31,7 @@ from ._common import (
     check_header,
     check_image,
     fer_features,
+    open_text,
     parse_int,
 )
 
@@ -78,7 +79,7 @@ def read_fer2013(path: str | os.PathLike, skip_bad: bool = False) -> list[FER201
     aligned with FERPlus's ``fer2013new.csv``."""
     rows: list[FER2013Row | None] = []
     bad = BadRows(path, skip_bad)
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         reader = csv.reader(handle)
         check_header(path, next(reader, []), FER2013_HEADER)
         for fields in reader:

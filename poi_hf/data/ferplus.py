@@ -24,7 +24,16 @@ from typing import Literal
 import numpy as np
 from datasets import DatasetDict
 
-from ._common import BadRows, DatasetFormatError, RowError, build_dataset_dict, check_header, fer_features, parse_int
+from ._common import (
+    BadRows,
+    DatasetFormatError,
+    RowError,
+    build_dataset_dict,
+    check_header,
+    fer_features,
+    open_text,
+    parse_int,
+)
 from .fer2013 import USAGE_TO_SPLIT, read_fer2013
 
 logger = logging.getLogger(__name__)
@@ -114,7 +123,7 @@ def load_ferplus(
     bad = BadRows(path, skip_bad)
     splits = {split: {"image": [], "label": [], "soft_labels": [], "votes": []} for split in USAGE_TO_SPLIT.values()}
     dropped = {"empty image name": 0, "no valid label": 0, "contempt (7 classes)": 0}
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         reader = csv.reader(handle)
         check_header(path, next(reader, []), FERPLUS_HEADER)
         row_index = -1

@@ -32,6 +32,12 @@ CONFUSABLE: dict[str, str] = {
 }
 
 
+def check_noise_rate(rate: float, name: str = "noise_rate") -> None:
+    """Raise a `ValueError` unless ``rate`` (called ``name`` in the message) is a fraction in [0, 1]."""
+    if not 0.0 <= rate <= 1.0:  # also catches NaN
+        raise ValueError(f"{name} must be a fraction of the training labels in [0, 1], got {rate}.")
+
+
 def flip_labels(
     labels: np.ndarray,
     num_classes: int,
@@ -54,8 +60,7 @@ def flip_labels(
         (N,) int64 noisy labels; ``noisy != labels`` exactly at the flipped positions.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"noise rate must be in [0, 1], got {rate}")
+    check_noise_rate(rate)
     if num_classes < 2:
         raise ValueError("label noise needs at least 2 classes")
     rng = np.random.default_rng(seed)

@@ -26,6 +26,7 @@ from ._common import (
     build_dataset_dict,
     check_image,
     fer_features,
+    open_text,
     parse_int,
 )
 from .noise import replace_labels
@@ -49,7 +50,7 @@ def read_label_file(path: str | os.PathLike, skip_bad: bool = False) -> LabelRow
     """
     rows: LabelRows = {split: {} for split in SPLITS.values()}
     bad = BadRows(path, skip_bad)
-    with open(path, encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

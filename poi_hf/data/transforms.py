@@ -24,6 +24,7 @@ import torch
 from datasets import DatasetDict
 from PIL import Image as PILImage
 
+from ..image_processing_poi import to_8bit
 from ..priors import landmark_template
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -121,6 +122,7 @@ class FEREvalTransform:
 
     def _warp(self, image: PILImage.Image, to_source: np.ndarray) -> torch.Tensor:
         """Resample ``image`` through the output->source pixel map; returns float (3, S, S) in [0, 1]."""
+        image = to_8bit(image)
         if image.mode not in ("L", "RGB"):
             image = image.convert("RGB")
         # Bilinear sampling does not low-pass filter: shrink by an integer factor first when downscaling > 2x.

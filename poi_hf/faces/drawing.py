@@ -20,7 +20,8 @@ def annotate(image: Image.Image, faces: list[dict[str, Any]]) -> Image.Image:
         faces: the pipeline's list of face dicts (``box``, ``landmarks``, ``label``, ``score``, ``confidence``).
 
     Returns:
-        An RGB copy with numbered boxes, landmarks and "``#i label probability conf α``" captions.
+        An RGB copy with numbered boxes, landmarks and "``#i label probability conf α``" captions (no ``conf`` part
+        for a face whose ``confidence`` is ``None``).
     """
     annotated = image.convert("RGB")  # always a copy
     draw = ImageDraw.Draw(annotated)
@@ -32,7 +33,9 @@ def annotate(image: Image.Image, faces: list[dict[str, Any]]) -> Image.Image:
         draw.rectangle([box["xmin"], box["ymin"], box["xmax"], box["ymax"]], outline=color, width=line)
         for x, y in face["landmarks"]:
             draw.ellipse([x - line, y - line, x + line, y + line], fill=color)
-        caption = f"#{index + 1} {face['label']} {face['score']:.0%} conf {face['confidence']:.2f}"
+        caption = f"#{index + 1} {face['label']} {face['score']:.0%}"
+        if face.get("confidence") is not None:  # classifiers without an uncertainty head have none
+            caption += f" conf {face['confidence']:.2f}"
         # Caption above the box, or below it when the box touches the top of the image.
         anchor_xy, anchor = (box["xmin"], box["ymin"]), "lb"
         if draw.textbbox(anchor_xy, caption, font=font, anchor=anchor)[1] < 0:

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..image_processing_poi import to_8bit
+
 MAX_IMAGE_SIDE = 4096
 """Images whose longer side exceeds this are downscaled on load (faces stay large enough for a 112 px crop)."""
 
@@ -46,9 +48,11 @@ def _from_array(array: np.ndarray) -> Image.Image:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB; transparent pixels are composited over white."""
+    """Convert any PIL mode to RGB; 16-bit and float images are scaled to 8 bit, transparent pixels are composited
+    over white."""
     if image.mode == "RGB":
         return image
+    image = to_8bit(image)
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

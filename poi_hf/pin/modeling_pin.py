@@ -23,6 +23,11 @@ from transformers.utils import ModelOutput
 from .configuration_pin import PINConfig
 
 
+LANDMARK_RANGE = (-0.5, 1.5)
+"""Landmark coordinates PIN accepts: [0, 1] of the image plus a margin, because augmentation (rotation, zoom, shift)
+can move points of a tight crop a little outside it. Anything beyond is pixel coordinates or garbage."""
+
+
 @dataclass
 class PINOutput(ModelOutput):
     """
@@ -266,6 +271,15 @@ class PINForImageClassification(PINPreTrainedModel):
             raise ValueError(
                 f"landmarks must have shape ({batch}, 5, 2) (batch, 5 points, x/y in [0, 1]), got {tuple(landmarks.shape)}."
             )
+        low, high = LANDMARK_RANGE
+        inside = (landmarks >= low) & (landmarks <= high)  # False for NaN
+        if not bool(inside.all()):
+            samples = (~inside).flatten(1).any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(
+                f"landmarks must be (x, y) in [0, 1] coordinates of pixel_values (accepted: {low}..{high}), not pixels "
+                f"and not NaN; sample(s) {samples[:8]} have {landmarks[~inside][:8].tolist()}. Divide pixel "
+                "coordinates by the image width and height."
+            )
         return landmarks.to(self.priors.landmark_template.dtype)
 
     def aggregate(self, member_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -302,6 +316,7 @@ class PINForImageClassification(PINPreTrainedModel):
         Args:
             pixel_values: (B, 3, H, W) normalised images.
             landmarks: (B, 5, 2) in [0, 1] coordinates of ``pixel_values``; the config's template when omitted.
+                Values outside `LANDMARK_RANGE` (-0.5..1.5) or NaN raise a `ValueError`.
             labels: (B,) class indices, optional.
 
         Returns:
