@@ -470,3 +470,12 @@ def test_registry_synfer_through_transforms(tmp_path):
     batch = poi_collate([dataset["train"][i] for i in range(4)])
     assert batch["pixel_values"].shape == (4, 3, 24, 24) and batch["true_distribution"].shape == (4, 7)
     assert batch["clean_labels"].dtype == torch.int64 and batch["landmarks"].shape == (4, 5, 2)
+
+
+def test_noisy_ferplus_drops_the_clean_votes(fer_dir):
+    """FERPlus votes describe the clean label: a noisy training split must not carry them (POI-R trains on
+    ``soft_labels`` when they exist, the baselines on ``label`` only)."""
+    dataset = load_fer_dataset("ferplus", fer_dir, noise_rate=1.0, noise_seed=0)
+    assert "soft_labels" not in dataset["train"].column_names and "votes" not in dataset["train"].column_names
+    assert {"soft_labels", "votes"} <= set(dataset["test"].column_names)
+    assert "soft_labels" in load_fer_dataset("ferplus", fer_dir)["train"].column_names  # clean runs keep them

@@ -2,7 +2,8 @@
 
 Noise touches the training split only. The annotated label stays in a ``clean_label`` column (kept as it is when a
 dataset already has one, e.g. SynFER), ``label`` becomes the noisy one, and the achieved rate is logged and
-returned. Exactly ``round(rate * N)`` samples are flipped, so the achieved rate equals the requested one up to
+returned. Annotations that describe the clean label (FERPlus ``soft_labels`` and ``votes``) are dropped from the
+noisy split: a method that trains on them would otherwise see clean supervision while the others see noise. Exactly ``round(rate * N)`` samples are flipped, so the achieved rate equals the requested one up to
 rounding, and never to the same class.
 """
 
@@ -85,8 +86,13 @@ def flip_labels(
     return noisy
 
 
+CLEAN_ANNOTATIONS = ("soft_labels", "votes")
+"""Columns that carry the annotators' view of the clean label; `replace_labels` removes them."""
+
+
 def replace_labels(dataset: Dataset, labels: Sequence[int]) -> tuple[Dataset, float]:
-    """Set ``label`` to ``labels`` and keep the previous one in ``clean_label`` (unless it already exists).
+    """Set ``label`` to ``labels``, keep the previous one in ``clean_label`` (unless it already exists) and drop the
+    :data:`CLEAN_ANNOTATIONS` columns.
 
     Returns:
         the new dataset and the achieved noise rate, the fraction of rows where ``label != clean_label``.
@@ -97,6 +103,7 @@ def replace_labels(dataset: Dataset, labels: Sequence[int]) -> tuple[Dataset, fl
     if "clean_label" not in dataset.column_names:
         dataset = dataset.add_column("clean_label", dataset["label"][:], feature=dataset.features["label"])
     label_feature = dataset.features["label"]
+    dataset = dataset.remove_columns([name for name in CLEAN_ANNOTATIONS if name in dataset.column_names])
     dataset = dataset.remove_columns("label").add_column("label", labels.tolist(), feature=label_feature)
     return dataset, noise_rate_of(dataset)
 
