@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
             "dataset_name": data_args.dataset + noise,
             "repo_id": output_dir.name,
             "hyperparameters": hyperparameters,
+            "eval_split": eval_split,
         },
     )
     if method == "poi":

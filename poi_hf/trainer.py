@@ -135,7 +135,8 @@ class POITrainer(Trainer):
 
     Args:
         balanced_sampling: draw training samples with class-balanced weights (AffectNet's imbalance).
-        card_info: ``dataset_name``, ``dataset_id``, ``repo_id`` and ``hyperparameters`` for the model cards.
+        card_info: ``dataset_name``, ``dataset_id``, ``repo_id``, ``hyperparameters`` and ``eval_split`` (the split
+            that ``eval_dataset`` is, named in checkpoint cards; default "validation") for the model cards.
         Everything else goes to `transformers.Trainer`; pass the image processor as ``processing_class``.
     """
 
@@ -198,7 +199,8 @@ class POITrainer(Trainer):
             self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         )
         latest = next((entry for entry in reversed(self.state.log_history) if "eval_accuracy" in entry), {})
-        self.export(checkpoint_dir, {name[len("eval_") :]: value for name, value in latest.items()}, split="validation")
+        metrics = {name[len("eval_") :]: value for name, value in latest.items()}
+        self.export(checkpoint_dir, metrics, split=self.card_info.get("eval_split", "validation"))
 
     def exported_models(self) -> list[tuple[str, PreTrainedModel, str]]:
         """(folder name, model, its key prefix in the trained model's state dict) of each standalone export."""

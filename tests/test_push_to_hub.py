@@ -196,3 +196,16 @@ def test_bad_inputs_fail_with_clear_errors(push_to_hub, run, api, tmp_path, caps
         push_to_hub.main(["--trn_dir", str(run / "trn"), "--repo_id", REPO_ID, *argv])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not api.connected
+
+
+@pytest.mark.parametrize("eval_split", ["validation", "test"])
+def test_checkpoint_cards_name_the_split_that_was_evaluated(tmp_path, synfer_cache, eval_split):
+    from tiny_run import tiny_synfer, tiny_trainer
+
+    trainer = tiny_trainer(tmp_path, tiny_synfer(synfer_cache, num_train=16, num_eval=8), num_train_epochs=1,
+                           eval_strategy="epoch")
+    trainer.card_info["eval_split"] = eval_split
+    trainer.train()
+    (checkpoint,) = tmp_path.glob("checkpoint-*")
+    card = ModelCard.load(checkpoint / "trn" / "README.md")
+    assert {result.dataset_split for result in card.data.eval_results} == {eval_split}
