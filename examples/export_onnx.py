@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoImageProcessor
+from transformers import AutoImageProcessor, PretrainedConfig
 
 from poi_hf import TRNForImageClassification
+from poi_hf.hub import check_model_folder
 
 
 class TRNForOnnx(nn.Module):
@@ -32,6 +33,23 @@ class TRNForOnnx(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         output = self.model(pixel_values=pixel_values)
         return output.logits, output.confidence
+
+
+def check_is_trn(name_or_path: str) -> None:
+    """Refuse a checkpoint that is not a TRN: ``from_pretrained`` would load a PIN or POI-R folder into a TRN with
+    random heads, whose export passes the parity check but predicts nothing useful."""
+    trn_type = TRNForImageClassification.config_class.model_type
+    model_type = PretrainedConfig.get_config_dict(name_or_path)[0].get("model_type")
+    if model_type == trn_type:
+        return
+    kind = {"poi_pin": "a PIN", "poi": "a POI-R training"}.get(model_type, f"a {model_type!r}")
+    folder = Path(name_or_path)
+    trn = next((path for path in (folder / "trn", folder.parent / "trn") if (path / "config.json").is_file()), None)
+    hint = f" Its TRN is {trn}; export that." if trn else " Pass a run's trn/ folder (examples/train.py writes one)."
+    raise ValueError(
+        f"--model {name_or_path} is {kind} checkpoint (model_type {model_type!r}), not a TRN ({trn_type!r}); only "
+        f"the TRN is exported to ONNX.{hint}"
+    )
 
 
 def export(model: TRNForImageClassification, path: Path, opset: int = 18) -> None:
@@ -75,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_model_folder(args.model)
+    check_is_trn(args.model)
     model = TRNForImageClassification.from_pretrained(args.model).eval()
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / "model.onnx"

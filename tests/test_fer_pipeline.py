@@ -160,22 +160,91 @@ def test_predict_script_writes_jsonl_csv_and_annotated_images(fer_checkpoint, ph
     (folder / "broken.jpg").write_text("not an image")
     jsonl, table, annotated = tmp_path / "faces.jsonl", tmp_path / "faces.csv", tmp_path / "annotated"
     inputs = [str(folder), str(Path(photos["single_face.jpg"]).parent / "0-f1-*.jpg")]
+    # exit status 1: broken.jpg failed (the landscape has no face: an empty answer); the other images are still done
     assert predict.main([*inputs, "--model", str(fer_checkpoint), "--output", str(jsonl),
-                         "--annotate-dir", str(annotated)]) == 0
+                         "--annotate-dir", str(annotated)]) == 1
     records = {Path(record["file"]).name: record for record in map(json.loads, jsonl.read_text().splitlines())}
     assert {name: len(record["faces"]) for name, record in records.items()} == {
         "0-f1-su-ph.jpg": 1, "broken.jpg": 0, "free-mountain-vector-01.jpg": 0, "multi_face.jpg": 5}
     assert "not an image file" in records["broken.jpg"]["error"]
-    assert records["free-mountain-vector-01.jpg"]["error"] == "no face found"
-    assert sorted(path.name for path in annotated.iterdir()) == ["0-f1-su-ph_fer.png", "multi_face_fer.png"]
+    assert records["free-mountain-vector-01.jpg"]["error"] is None
+    assert sorted(path.name for path in annotated.rglob("*.png")) == ["0-f1-su-ph.jpg.png", "multi_face.jpg.png"]
 
-    assert predict.main([*inputs, "--model", str(fer_checkpoint), "--output", str(table), "--no-pin"]) == 0
+    assert predict.main([*inputs, "--model", str(fer_checkpoint), "--output", str(table), "--no-pin"]) == 1
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 1 + 1 + 1 + 5  # one row per face, one per image without faces
     assert {f"p_{name}" for name in RAFDB_ORDER} <= set(rows[0])
     assert not any(key.startswith("region_") for key in rows[0])
     with pytest.raises(FileNotFoundError, match="neither a file"):
         predict.main([str(tmp_path / "missing.jpg"), "--model", str(fer_checkpoint)])
+
+
+def test_predict_script_reports_bad_images_and_keeps_going(fer_checkpoint, photos, tmp_path, capsys):
+    """A broken link and a truncated JPEG are each reported (stderr and output record) while the other images are done;
+    the exit status says some failed. A photo without a face is an empty answer, noted on stderr. Same-named images in two folders keep apart."""
+    predict = load_predict_script()
+    folder = tmp_path / "photos"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        shutil.copy(photos["single_face.jpg"], folder / name / "face.jpg")
+    (folder / "dangling.jpg").symlink_to(tmp_path / "deleted.jpg")
+    jpeg = Path(photos["single_face.jpg"]).read_bytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    shutil.copy(photos["free-mountain-vector-01.jpg"], folder / "landscape.jpg")
+    jsonl, table, annotated = tmp_path / "faces.jsonl", tmp_path / "faces.csv", tmp_path / "annotated"
+
+    command = [str(folder), "--model", str(fer_checkpoint), "--annotate-dir", str(annotated)]
+    assert predict.main([*command, "--output", str(jsonl)]) == 1
+    errors = {Path(record["file"]).relative_to(folder).as_posix(): record["error"]
+              for record in map(json.loads, jsonl.read_text().splitlines())}
+    assert errors["a/face.jpg"] is None and errors["b/face.jpg"] is None
+    assert errors["dangling.jpg"] == (
+        f"No image file at '{folder / 'dangling.jpg'}' (a broken link to '{tmp_path / 'deleted.jpg'}').")
+    assert errors["truncated.jpg"].startswith(f"'{folder / 'truncated.jpg'}' is a damaged or truncated image")
+    assert errors["landscape.jpg"] is None
+    stderr = capsys.readouterr().err
+    for name in ("dangling.jpg", "truncated.jpg"):
+        assert f"{folder / name}: {errors[name]}" in stderr
+    assert f"{folder / 'landscape.jpg'}: no face found" in stderr
+    assert "5 images, 2 faces, 2 unreadable" in stderr
+    assert sorted(path.relative_to(annotated).as_posix() for path in annotated.rglob("*.png")) == [
+        "a/face.jpg.png", "b/face.jpg.png"]
+
+    assert predict.main([*command, "--output", str(table), "--no-pin"]) == 1
+    rows = {row["file"]: row for row in csv.DictReader(table.open())}
+    assert rows[str(folder / "truncated.jpg")]["error"] == errors["truncated.jpg"]
+    assert rows[str(folder / "a" / "face.jpg")]["error"] == "" and rows[str(folder / "a" / "face.jpg")]["label"]
+
+    # Results are written as they come: a run that stops at b/face.jpg (its annotated folder is blocked by a file)
+    # keeps what it did before.
+    shutil.rmtree(annotated)
+    annotated.mkdir()
+    (annotated / "b").write_text("in the way")
+    with pytest.raises(FileExistsError):
+        predict.main([*command, "--output", str(jsonl)])
+    assert [Path(record["file"]).relative_to(folder).as_posix()
+            for record in map(json.loads, jsonl.read_text().splitlines())] == ["a/face.jpg"]
+
+
+def test_predict_script_checks_its_outputs_before_loading_the_model(fer_checkpoint, photos, tmp_path):
+    """--output / --annotate-dir that cannot be written fail at once. The model folder here has a config.json no
+    pipeline can load, so reaching the model would raise something else."""
+    unloadable = tmp_path / "unloadable"
+    shutil.copytree(fer_checkpoint, unloadable)
+    (unloadable / "config.json").write_text(json.dumps({"model_type": "no_such_model"}))
+    command = [str(photos["single_face.jpg"]), "--model", str(unloadable)]
+    (tmp_path / "a_file").write_text("")
+    for extra, message in (
+        (["--output", str(tmp_path / "missing" / "faces.jsonl")], "No such file or directory"),
+        (["--output", str(tmp_path)], "Is a directory"),
+        (["--annotate-dir", str(tmp_path / "a_file")], "File exists"),
+    ):
+        with pytest.raises(OSError, match=rf"Cannot write '{tmp_path}.*': {message}\. --output must be a .jsonl or "
+                                          r".csv file .*no image was processed"):
+            load_predict_script().main([*command, *extra])
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(ValueError, match="no_such_model"):  # the model is reached when the outputs are fine
+        load_predict_script().main([*command, "--output", str(tmp_path / "faces.jsonl")])
 
 
 def load_predict_script():

@@ -1,7 +1,9 @@
 """POI-R training: the real script under `accelerate launch`, resume, overfit, exports, bad input, backbone weights."""
 
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +156,38 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path, synfer_cache):
     logged = [entry["beta"] for entry in resumed.state.log_history if "beta" in entry]
     reference_logged = [entry["beta"] for entry in reference.state.log_history if "beta" in entry]
     assert logged[-1] == reference_logged[-1]  # the transfer ramp continued from the restored epoch
+
+
+def test_latest_resumes_from_the_newest_complete_checkpoint(tmp_path, synfer_cache, caplog):
+    """A run killed while writing a checkpoint leaves it without trainer_state.json (the Trainer writes that last);
+    a damaged copy may have truncated weights. "latest" skips both with a warning and deletes nothing."""
+    output_dir = tmp_path / "run"
+    tiny_trainer(output_dir, tiny_synfer(synfer_cache, num_train=32, num_eval=8)).train()  # 2 epochs of 2 steps
+    complete = output_dir / "checkpoint-4"
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    weights = (complete / "model.safetensors").read_bytes()
+    killed = output_dir / "checkpoint-6"  # cut off while writing the weights
+    killed.mkdir()
+    shutil.copy(complete / "config.json", killed)
+    (killed / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    damaged = shutil.copytree(complete, output_dir / "checkpoint-8")
+    (damaged / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    before = sorted(path.relative_to(output_dir) for path in output_dir.rglob("*"))
+
+    train = _train_module()
+    with caplog.at_level(logging.WARNING, logger="poi_hf.train"):
+        assert train.resolve_checkpoint(output_dir, "latest", "poi") == str(complete)
+    assert f"Skipping {killed}: incomplete (no trainer_state.json, which the Trainer writes last)" in caplog.text
+    assert f"Skipping {damaged}: incomplete ({damaged / 'model.safetensors'} is empty, truncated" in caplog.text
+    assert f"resuming from {complete}" in caplog.text
+    assert sorted(path.relative_to(output_dir) for path in output_dir.rglob("*")) == before
+
+    with pytest.raises(ValueError, match=r"checkpoint-6 is incomplete \(no trainer_state.json.*pass an earlier"):
+        train.resolve_checkpoint(output_dir, str(killed), "poi")
+    for checkpoint in ("checkpoint-2", "checkpoint-4"):
+        (output_dir / checkpoint / "trainer_state.json").unlink()
+    with pytest.raises(ValueError, match=r"latest: no complete checkpoint in .*checkpoint-8: .* checkpoint-2: no trai"):
+        train.resolve_checkpoint(output_dir, "latest", "poi")
 
 
 def test_overfits_a_few_dozen_images(tmp_path, synfer_cache):

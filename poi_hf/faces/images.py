@@ -21,7 +21,8 @@ class InvalidImageError(ValueError):
 def _open(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No image file at {str(path)!r}.")
+        broken = f" (a broken link to {os.readlink(path)!r})" if path.is_symlink() and not path.exists() else ""
+        raise FileNotFoundError(f"No image file at {str(path)!r}{broken}.")
     if path.stat().st_size == 0:
         raise InvalidImageError(f"{str(path)!r} is an empty file, not an image.")
     try:
