@@ -1,9 +1,12 @@
 """AffectNet (Mollahosseini et al., IEEE TAC 2017), manually annotated part, in either published release.
 
-* CSV release: ``training.csv`` and ``validation.csv`` with header ``subDirectory_filePath,face_x,face_y,
-  face_width,face_height,facial_landmarks,expression,valence,arousal``; images under
-  ``Manually_Annotated_Images/<subDirectory_filePath>``; ``facial_landmarks`` is 136 ``;``-separated floats
-  (68 points x, y in image pixels). The face box is kept in ``face_box`` and cropped by the transforms.
+* CSV release (the official download): ``Manually_Annotated_file_lists/training.csv`` and ``validation.csv``
+  (or the two files directly in ``data_dir``) with columns ``subDirectory_filePath,face_x,face_y,face_width,
+  face_height,facial_landmarks,expression,valence,arousal``; the download's ``validation.csv`` has no header row.
+  Images under ``Manually_Annotated_Images/<subDirectory_filePath>`` or
+  ``Manually_Annotated/Manually_Annotated_Images/<subDirectory_filePath>``; ``facial_landmarks`` is 136
+  ``;``-separated floats (68 points x, y in image pixels). The face box is kept in ``face_box`` and cropped by the
+  transforms.
 * Per-image release: ``train_set/images/<id>.jpg`` with ``train_set/annotations/<id>_exp.npy`` (expression) and
   ``<id>_lnd.npy`` (68 points, pixels of the face crop), and the same under ``val_set/``.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import itertools
 import logging
 import os
 from typing import Literal
@@ -50,6 +54,15 @@ CSV_HEADER: tuple[str, ...] = (
 )
 CSV_SPLITS = {"train": "training.csv", "test": "validation.csv"}
 NPY_SPLITS = {"train": "train_set", "test": "val_set"}
+LIST_FOLDER = "Manually_Annotated_file_lists"
+IMAGE_FOLDERS: tuple[str, ...] = (
+    "Manually_Annotated_Images", os.path.join("Manually_Annotated", "Manually_Annotated_Images"),
+)
+LAYOUTS = (
+    f"looked for {LIST_FOLDER}/training.csv and validation.csv (the official download) or the two files directly "
+    f"in the folder, with the images in {' or '.join(name + '/' for name in IMAGE_FOLDERS)}; or the per-image "
+    f"release train_set/ and val_set/ with images/<id>.jpg and annotations/<id>_exp.npy"
+)
 
 
 def _parse_landmarks(values: np.ndarray, box: tuple[float, float, float, float]) -> list[list[float]]:
@@ -76,12 +89,22 @@ class _Columns(dict):
             values.append(row[name])
 
 
+def _is_record(fields: list[str]) -> bool:
+    """Whether a first row is already a record (its expression is a number) rather than the header."""
+    return len(fields) == len(CSV_HEADER) and fields[6].strip().isdigit()
+
+
 def _read_csv_split(path: str, image_root: str, num_classes: int, check: ImageCheck, bad: BadRows) -> _Columns:
     columns, filtered = _Columns(with_box=True, with_landmarks=True), 0
     with open_text(path) as handle:
         reader = csv.reader(handle)
-        check_header(path, next(reader, []), CSV_HEADER)
-        for fields in reader:
+        first = next(reader, [])
+        if _is_record(first):  # the download's validation.csv starts with a record, it has no header
+            records = itertools.chain([first], reader)
+        else:
+            check_header(path, first, CSV_HEADER)
+            records = reader
+        for fields in records:
             with bad.at(reader.line_num):
                 if len(fields) != len(CSV_HEADER):
                     raise RowError(f"{len(fields)} fields, expected {len(CSV_HEADER)}")
@@ -151,41 +174,71 @@ def _read_npy_split(
     return columns
 
 
+def _find_list_folder(data_dir: str) -> str | None:
+    """The folder holding ``training.csv``: the download's lists folder, or ``data_dir`` itself."""
+    for folder in (os.path.join(data_dir, LIST_FOLDER), data_dir):
+        if os.path.isfile(os.path.join(folder, CSV_SPLITS["train"])):
+            return folder
+    return None
+
+
+def _find_image_folder(data_dir: str, list_folder: str, image_dir: str | None) -> str:
+    """The image folder, in ``data_dir`` or next to the lists folder (when ``data_dir`` is the lists folder)."""
+    roots = dict.fromkeys((os.path.abspath(data_dir), os.path.dirname(os.path.abspath(list_folder))))
+    names = IMAGE_FOLDERS if image_dir is None else (image_dir,)
+    candidates = [os.path.join(root, name) for root in roots for name in names]
+    for folder in candidates:
+        if os.path.isdir(folder):
+            return folder
+    raise DatasetFormatError(
+        f"{list_folder} holds the AffectNet CSV lists but no image folder was found: looked for {candidates}. "
+        f"Unpack the images there or pass image_dir."
+    )
+
+
 def load_affectnet(
     data_dir: str | os.PathLike,
     *,
     num_classes: Literal[7, 8] = 8,
     release: Literal["auto", "csv", "npy"] = "auto",
-    image_dir: str = "Manually_Annotated_Images",
+    image_dir: str | None = None,
     skip_bad: bool = False,
     check_images: ImageCheck = "header",
 ) -> DatasetDict:
     """Load AffectNet as a :class:`DatasetDict` with splits ``train`` and ``test`` (the official validation set).
 
+    ``data_dir`` is the AffectNet root (holding ``Manually_Annotated_file_lists/`` and the image folder), the folder
+    holding ``training.csv`` and ``validation.csv``, or that of the per-image release (see the module docstring).
+
     Args:
         num_classes: 8, or 7 to leave out contempt.
         release: ``"csv"`` (``training.csv``), ``"npy"`` (``train_set/annotations``), or ``"auto"`` to detect.
-        image_dir: for the CSV release, the image folder relative to ``data_dir``.
+        image_dir: for the CSV release, the image folder relative to ``data_dir`` (or to the folder holding the
+            lists folder); by default the first of :data:`IMAGE_FOLDERS` found there.
         check_images: how far to check every image now (see :func:`check_image`); ``"full"`` decodes all
             ~290k images, which takes a while.
 
     Returns:
         columns ``image``, ``label`` (:data:`AFFECTNET_CLASSES` order), ``landmarks`` (5 x 2 in [0, 1] of the face
         box, or of the image in the per-image release), and for the CSV release ``face_box`` (x, y, w, h pixels).
+
+    Raises:
+        FileNotFoundError: ``data_dir`` does not exist.
+        DatasetFormatError: ``data_dir`` holds none of the releases, the CSV lists have no image folder, or a record
+            is bad (unless ``skip_bad``).
     """
     if num_classes not in (7, 8):
         raise ValueError(f"num_classes must be 7 or 8, got {num_classes}")
+    if release not in ("auto", "csv", "npy"):
+        raise ValueError(f"release must be auto, csv or npy, got {release!r}")
     data_dir = str(data_dir)
-    if release == "auto":
-        release = "csv" if os.path.isfile(os.path.join(data_dir, CSV_SPLITS["train"])) else "npy"
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"AffectNet folder {data_dir!r} does not exist ({LAYOUTS}).")
+    list_folder = _find_list_folder(data_dir)
+    if release == "auto" and list_folder is None and os.path.isdir(os.path.join(data_dir, NPY_SPLITS["train"])):
+        release = "npy"
     splits = {}
-    if release == "csv":
-        for split, name in CSV_SPLITS.items():
-            path = os.path.join(data_dir, name)
-            bad = BadRows(path, skip_bad)
-            splits[split] = _read_csv_split(path, os.path.join(data_dir, image_dir), num_classes, check_images, bad)
-            bad.report()
-    elif release == "npy":
+    if release == "npy":
         # The landmark files are optional in this release: use them if the first training image has one.
         train_folder = os.path.join(data_dir, NPY_SPLITS["train"])
         first_id = _sample_id(_expression_files(train_folder)[0])
@@ -195,8 +248,18 @@ def load_affectnet(
             bad = BadRows(folder, skip_bad)
             splits[split] = _read_npy_split(folder, num_classes, check_images, bad, with_landmarks)
             bad.report()
+    elif list_folder is not None:
+        image_root = _find_image_folder(data_dir, list_folder, image_dir)
+        for split, name in CSV_SPLITS.items():
+            path = os.path.join(list_folder, name)
+            bad = BadRows(path, skip_bad)
+            splits[split] = _read_csv_split(path, image_root, num_classes, check_images, bad)
+            bad.report()
     else:
-        raise ValueError(f"release must be auto, csv or npy, got {release!r}")
+        found = sorted(os.listdir(data_dir))
+        raise DatasetFormatError(
+            f"{data_dir} holds no AffectNet release ({LAYOUTS}); it {f'holds {found}' if found else 'is empty'}."
+        )
     first = next(iter(splits.values()))
     features = fer_features(
         AFFECTNET_CLASSES[:num_classes], landmarks="landmarks" in first, face_box="face_box" in first
