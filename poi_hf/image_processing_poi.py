@@ -34,6 +34,18 @@ def to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray((values * (255.0 / full_scale)).round().clip(0, 255).astype(np.uint8))
 
 
+def float_to_uint8(array: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] (e.g. ``uint8_array / 255``) -> the uint8 pixels they stand for, so they are rescaled
+    once, not twice. Raises `ValueError` for values outside [0, 1] or NaN."""
+    low, high = float(array.min()), float(array.max())
+    if not 0.0 <= low <= high <= 1.0:  # also False for NaN
+        raise ValueError(
+            f"Float image arrays must hold values in [0, 1]; got {low:g}..{high:g}. Divide 0..255 values by 255, "
+            "or pass a uint8 array."
+        )
+    return np.rint(array.astype(np.float32) * 255).astype(np.uint8)
+
+
 class POIImageProcessor(PilBackend):
     """Turns face crops into ``pixel_values`` of shape (B, 3, H, W).
 
@@ -57,9 +69,15 @@ class POIImageProcessor(PilBackend):
 
     def convert_to_rgb(self, image: np.ndarray, input_data_format=None) -> np.ndarray:
         """RGB as (C, H, W) uint8; with ``do_grayscale`` the ITU-R 601 luma (PIL's "L") repeated 3 times, so a
-        colour photo looks like the grayscale training data. High-bit-depth PIL images are scaled to 8 bit first."""
+        colour photo looks like the grayscale training data. High-bit-depth PIL images are scaled to 8 bit first, float arrays
+        in [0, 1] read as the 8-bit pixels they stand for."""
         if isinstance(image, Image.Image):
             image = to_8bit(image)
+        elif isinstance(image, np.ndarray):
+            if image.size == 0:
+                raise ValueError(f"The image array is empty (shape {image.shape}); it has no pixels.")
+            if image.dtype.kind == "f":
+                image = float_to_uint8(image)
         rgb = super().convert_to_rgb(image, input_data_format=input_data_format)
         if not self.do_grayscale:
             return rgb
@@ -78,4 +96,4 @@ class POIImageProcessor(PilBackend):
         return output
 
 
-__all__ = ["POIImageProcessor", "to_8bit"]
+__all__ = ["POIImageProcessor", "float_to_uint8", "to_8bit"]

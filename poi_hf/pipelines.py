@@ -21,6 +21,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Pi
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .faces import DEFAULT_CROP_SIZE, FaceDetector, NoFaceError, crop_faces, load_face_detector, transform_points
+from .faces.images import ImageInput, describe_image
 from .hub import check_model_folder
 from .pin import PINForImageClassification
 
@@ -51,6 +52,9 @@ class FacialExpressionRecognitionPipeline(Pipeline):
             model was trained with), else its ``crop_style``, else ``"arcface"``.
 
     Call arguments:
+        inputs: an image (a path, an ``http(s)://`` URL, a `PIL.Image`, or a uint8 (0..255) or float (0..1) array;
+            see `poi_hf.faces.load_rgb_image`) or a non-empty list of them. An error about one image of a list
+            names it by index and path.
         allow_no_face (`bool`, defaults to `False`): return ``[]`` for an image without faces instead of raising
             `NoFaceError`.
 
@@ -98,6 +102,19 @@ class FacialExpressionRecognitionPipeline(Pipeline):
                 )
             self.pin_model = pin_model.to(self.device).eval()
             self.pin_image_processor = AutoImageProcessor.from_pretrained(pin_model.name_or_path)
+
+    def __call__(self, inputs: ImageInput | list[ImageInput], **kwargs) -> list[dict] | list[list[dict]]:
+        if not isinstance(inputs, list):
+            return super().__call__(inputs, **kwargs)
+        if not inputs:
+            raise ValueError("The list of images is empty; pass at least one image (a path, URL, PIL image or array).")
+        results = []
+        for index, image in enumerate(inputs):  # one at a time: each image's faces already form a batch
+            try:
+                results.append(super().__call__(image, **kwargs))
+            except (OSError, ValueError) as error:
+                raise type(error)(f"Image {index} of {len(inputs)} ({describe_image(image)}): {error}") from error
+        return results
 
     def _sanitize_parameters(self, allow_no_face: bool | None = None):
         return ({} if allow_no_face is None else {"allow_no_face": allow_no_face}), {}, {}

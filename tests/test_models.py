@@ -271,6 +271,18 @@ def test_image_processor_scales_16_bit_and_float_images(tmp_path):
         torch.testing.assert_close(pixels, expected, atol=step, rtol=0, msg=mode)
 
 
+def test_image_processor_reads_float_arrays_once_and_refuses_empty_ones():
+    """A float array in [0, 1] is the uint8 image it stands for (not rescaled twice); an empty array is an error."""
+    processor = POIImageProcessor(size={"height": 48, "width": 48})
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    expected = processor(rgb, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(processor(rgb / 255.0, return_tensors="pt")["pixel_values"], expected)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        processor(rgb.astype(np.float32), return_tensors="pt")
+    with pytest.raises(ValueError, match="empty"):
+        processor(np.zeros((0, 0, 3), np.uint8), return_tensors="pt")
+
+
 @pytest.mark.parametrize(
     "model_class, config_fn",
     [

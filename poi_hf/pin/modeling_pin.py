@@ -18,9 +18,11 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoBackbone, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_pin import PINConfig
+
+logger = logging.get_logger(__name__)
 
 
 LANDMARK_RANGE = (-0.5, 1.5)
@@ -60,12 +62,27 @@ class PINOutput(ModelOutput):
 
 
 # Copied from poi_hf.trn.modeling_trn.check_pixel_values (model folders are self-contained for remote code).
-def check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
-    """Raise a `ValueError` unless ``pixel_values`` is (B, num_channels, H, W)."""
+def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, image_size: int) -> None:
+    """Raise a `ValueError` unless ``pixel_values`` is a non-empty floating-point (B, num_channels, H, W) tensor; warn
+    once per size when H x W is not the ``image_size`` the model was trained on (the model runs at any size)."""
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"pixel_values must be a floating-point tensor of normalised pixels, got {pixel_values.dtype}. Raw 0..255 "
+            "images should go through the model's image processor, which rescales and normalises them."
+        )
     if pixel_values.ndim != 4 or pixel_values.shape[1] != num_channels:
         raise ValueError(
             f"pixel_values must have shape (batch, {num_channels}, height, width), got {tuple(pixel_values.shape)}. "
             "Grayscale or RGBA images should go through the image processor, which converts them to RGB."
+        )
+    height, width = pixel_values.shape[2:]
+    if height == 0 or width == 0:
+        raise ValueError(f"pixel_values are empty ({height}x{width} pixels); expected {image_size}x{image_size}.")
+    if (height, width) != (image_size, image_size):
+        logger.warning_once(
+            f"pixel_values are {height}x{width} but this model was trained on {image_size}x{image_size} images "
+            "(config.image_size); predictions at other sizes are less reliable. Resize with the model's image "
+            "processor."
         )
 
 
@@ -322,7 +339,8 @@ class PINForImageClassification(PINPreTrainedModel):
         Returns:
             `PINOutput` (see its fields for shapes).
         """
-        check_pixel_values(pixel_values, self.config.num_channels)
+        check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
+        pixel_values = pixel_values.to(self.dtype)  # e.g. float64 arrays, or a half-precision model
         batch, _, height, width = pixel_values.shape
         landmarks = self._landmarks_or_template(landmarks, batch)
         region_map, global_map = self.backbone(pixel_values).feature_maps
