@@ -49,12 +49,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def csv_rows(record: dict) -> list[dict]:
-    """One flat row per face (one row with the error for an image without faces)."""
+    """One flat row per face, numbered from 1 as in the annotated images (one row for an image without faces)."""
     if not record["faces"]:
         return [{"file": record["file"], "error": record["error"]}]
     rows = []
-    for index, face in enumerate(record["faces"]):
-        row = {"file": record["file"], "face": index, **face["box"], "detection_score": face["detection_score"],
+    for number, face in enumerate(record["faces"], start=1):
+        row = {"file": record["file"], "face": number, **face["box"], "detection_score": face["detection_score"],
                "label": face["label"], "score": face["score"], "confidence": face["confidence"], "error": None}
         row.update({f"p_{label}": probability for label, probability in face["distribution"].items()})
         row.update({f"region_{region['name']}": region["contribution"] for region in face.get("regions", [])})

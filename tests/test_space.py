@@ -1,18 +1,23 @@
 """The Gradio Space: its predict function, the app served on 127.0.0.1 (gradio_client), and headless Chromium."""
 
+import http.server
 import importlib.util
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from transformers import ResNetConfig, ResNetForImageClassification
 
+from poi_hf import POIImageProcessor
 from test_faces import sample_photos_or_skip
 from test_fer_pipeline import RAFDB_ORDER, save_tiny_checkpoints
 
@@ -76,13 +81,105 @@ def test_predict_explains_bad_inputs(app, photos, bad_files):
     assert app.predict(str(photos["Image_with_alpha.png"]))[3].startswith("Found 1 face")
 
 
-def test_missing_model_gives_a_message(app, photos, monkeypatch, tmp_path):
-    monkeypatch.setenv("POI_HF_MODEL", str(tmp_path / "no_model_here"))
+def test_faces_are_numbered_from_one_in_the_table_and_the_chart(app, photos):
+    _, figure, rows, _ = app.predict(str(photos["multi_face.jpg"]))
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5]  # as the annotated image's "#1" ... "#5"
+    assert [axes.get_title().split()[0] for axes in figure.axes[::2]] == ["#1", "#2", "#3", "#4", "#5"]
+
+
+def test_region_chart_names_pins_own_label(app, photos):
+    """The region chart's title says what PIN predicts, even where the TRN's label (which the regions' shares are
+    about) differs."""
+    face = {"label": "happiness", "score": 0.6, "confidence": 0.7,
+            "distribution": {name: 0.6 if name == "happiness" else 0.4 / 6 for name in RAFDB_ORDER},
+            "pin_distribution": {name: 0.4 if name == "anger" else 0.1 for name in RAFDB_ORDER},
+            "regions": [{"name": "mouth_left", "contribution": 0.7}, {"name": "global", "contribution": 0.3}]}
+    assert app.distribution_figure([face]).axes[1].get_title() == "PIN says 'anger'\nregions behind its p('happiness')"
+    faces = app.get_pipeline()(str(photos["multi_face.jpg"]))
+    for face, axes in zip(faces, app.distribution_figure(faces).axes[1::2]):
+        pin_label = max(face["pin_distribution"], key=face["pin_distribution"].get)
+        assert axes.get_title().startswith(f"PIN says '{pin_label}'")
+
+
+def test_classifier_without_confidence_is_shown(app, photos, monkeypatch, tmp_path):
+    """A plain transformers ResNet has no uncertainty head: the chart and table leave α out instead of failing."""
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
+                          id2label=dict(enumerate(RAFDB_ORDER)))
+    ResNetForImageClassification(config).save_pretrained(tmp_path)
+    POIImageProcessor(size={"height": 48, "width": 48}).save_pretrained(tmp_path)
+    monkeypatch.setenv("POI_HF_MODEL", str(tmp_path))
     app.get_pipeline.cache_clear()
     try:
-        assert "could not be loaded" in app.predict(str(photos["single_face.jpg"]))[3]
+        _, figure, rows, status = app.predict(str(photos["single_face.jpg"]))
     finally:
         app.get_pipeline.cache_clear()
+    assert status == "Found 1 face." and rows[0][3] is None
+    assert "α" not in figure.axes[0].get_title()
+
+
+@pytest.mark.parametrize("variable, value, problem", [
+    ("POI_HF_MODEL", "{tmp}/no_model_here", "No model folder at"),
+    ("POI_HF_MODEL", "{tmp}", "has no config.json"),
+    ("POI_HF_MODEL", "nobody/no-such-model", "not in the Hub cache, and the Hub could not be reached"),
+    ("POI_HF_MODEL", "not a model id", "neither a local folder nor a Hub id of the form 'owner/name'"),
+    ("POI_HF_PIN_MODEL", "{tmp}/no_pin_here", "No model folder at"),
+])
+def test_bad_model_settings_give_readable_messages(app, photos, monkeypatch, tmp_path, variable, value, problem):
+    """Offline here (tests/conftest.py), so a Hub id that is not cached cannot be fetched."""
+    value = value.format(tmp=tmp_path)
+    monkeypatch.setenv(variable, value)
+    app.get_pipeline.cache_clear()
+    try:
+        status = app.predict(str(photos["single_face.jpg"]))[3]
+    finally:
+        app.get_pipeline.cache_clear()
+    assert status.startswith(f"**The model could not be loaded.** `{variable}` is `{value}`: ")
+    assert problem in status and "huggingface.co" not in status and "Error" not in status
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """Answers like the Hub for three repos: ``nobody/missing`` (no such repo), ``nobody/gated`` (gated, no token)
+    and ``nobody/empty`` (a repo without config.json)."""
+
+    ERRORS = {"missing": (404, "RepoNotFound"), "gated": (403, "GatedRepo"), "empty": (404, "EntryNotFound")}
+
+    def do_HEAD(self):
+        parts = self.path.split("/")
+        status, code = self.ERRORS.get(parts[2] if len(parts) > 2 else "", (404, "RepoNotFound"))
+        self.send_response(status)
+        self.send_header("X-Error-Code", code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+def test_hub_errors_become_readable_messages(photos, tmp_path):
+    """The Space in a process whose Hub is a local server that answers with the Hub's errors."""
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    script = ("import json, os, sys\nimport app\nstatus = {}\nfor model in sys.argv[2:]:\n"
+              "    os.environ['POI_HF_MODEL'] = model\n    app.get_pipeline.cache_clear()\n"
+              "    status[model] = app.predict(sys.argv[1])[3]\nprint(json.dumps(status))\n")
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_address[1]}", "HF_HUB_OFFLINE": "0",
+           "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+           "PYTHONPATH": os.pathsep.join([str(APP.parent), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    models = ["nobody/missing", "nobody/gated", "nobody/empty"]
+    try:
+        result = subprocess.run([sys.executable, "-c", script, str(photos["single_face.jpg"]), *models], env=env,
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        hub.shutdown()
+    assert result.returncode == 0, result.stderr[-3000:]
+    status = json.loads(result.stdout.splitlines()[-1])
+    for model, problem in zip(models, ["no such model on the Hub, or a private one", "a gated Hub repository",
+                                       "a Hub repository without config.json"]):
+        assert status[model].startswith(f"**The model could not be loaded.** `POI_HF_MODEL` is `{model}`: {problem}")
+        assert "127.0.0.1" not in status[model] and "Error" not in status[model]
 
 
 def _free_port() -> int:
