@@ -1,26 +1,30 @@
-"""Publish an exported TRN (and optionally its PIN) to the Hugging Face Hub with a model card.
+"""Publish an exported TRN (and optionally its PIN) to the Hugging Face Hub with model cards.
 
     python examples/push_to_hub.py --trn_dir outputs/run/trn --pin_dir outputs/run/pin \\
         --repo_id me/poi-r-synfer --results outputs/run/metrics.json --dry_run
 
-The TRN goes to the root of the model repo ``--repo_id`` (so ``pipeline("image-classification", model=repo_id)``
-works); the PIN, when given, goes to its ``pin/`` subfolder of the same repo (load it with
-``PINForImageClassification.from_pretrained(repo_id, subfolder="pin")``), so the two networks of one run stay
-together. Each folder is one ``HfApi.upload_folder`` commit.
+Each network gets its own model repo, with its code at the root: the TRN ``--repo_id`` and the PIN
+``<repo_id>-pin``. Both then load anywhere with ``AutoModel`` or ``AutoModelForImageClassification`` and
+``trust_remote_code=True``, without poi_hf; transformers looks for remote code only at a repo's root, so a PIN in a
+subfolder of the TRN's repo would load only where poi_hf is installed. The TRN's config.json names its PIN
+(``"pin_model": "<repo_id>-pin"``), and ``pipeline("facial-expression-recognition", model=repo_id)`` loads that PIN
+for per-region explanations. Each repo gets one commit; the PIN's goes first, so the TRN never names a missing repo.
 
-Before uploading, each folder's README.md is regenerated in place with `poi_hf.hub.model_card` for ``--repo_id``
-(``pipeline_tag: image-classification``, ``library_name: transformers``, tags, ``datasets`` when ``--dataset_id``
-or the old card names one, and ``model-index``). Its numbers come from ``--results`` when given, else from the
-folder's current card; dataset name, split and hyperparameters likewise fall back to the current card.
-``--results`` is a ``metrics.json`` written by ``examples/train.py`` (its ``test`` metrics; the PIN card gets the
-``pin_*`` ones), or any JSON (e.g. a robustness benchmark's) where ``--results_key`` (dotted, list indices
-allowed) points at a mapping of metric name to a number or to ``{"mean": number, ...}``.
+Each uploaded README.md is generated with `poi_hf.hub.model_card` for its repo (``pipeline_tag:
+image-classification``, ``library_name: transformers``, tags, ``datasets`` when ``--dataset_id`` or the old card
+names one, ``model-index``, a usage snippet and a link to the other network). Its numbers come from ``--results`` when
+given, else from the folder's current card; dataset name, split and hyperparameters likewise fall back to the current
+card. ``--results`` is a ``metrics.json`` written by ``examples/train.py`` (its ``test`` metrics; the PIN card gets
+the ``pin_*`` ones), or any JSON (e.g. a robustness benchmark's) where ``--results_key`` (dotted, list indices
+allowed) points at a mapping of metric name to a number or to ``{"mean": number, ...}``. The uploaded config.json
+gets the ``pin_model`` link and an ``auto_map`` entry for ``AutoModel``; the local folders are not changed.
 
 Only inference files are uploaded: ``allow_patterns`` keeps weights (``*.safetensors``), ``*.json`` configs,
 remote-code ``*.py`` and README.md, and ``ignore_patterns`` drops training-only state even where it matches
 (``optimizer.pt``, ``scheduler.pt``, ``scaler.pt``, ``rng_state*.pth``, ``trainer_state.json``,
-``training_args.bin``, ``checkpoint-*`` folders). ``--dry_run`` prints exactly those files and the cards'
-metadata, and neither writes nor uploads anything.
+``training_args.bin``, ``checkpoint-*`` folders). A folder must carry the remote code its configs name
+(``configuration_*.py``, ``modeling_*.py``, ``image_processing_poi.py``, as exports do). ``--dry_run`` prints exactly
+those files and the cards' metadata, and uploads nothing.
 """
 
 import argparse
@@ -29,17 +33,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 from transformers import PreTrainedModel
 
 from poi_hf import PINForImageClassification, TRNForImageClassification
-from poi_hf.hub import CARD_METRICS, model_card
+from poi_hf.hub import CARD_METRICS, PIN_MODEL_KEY, add_auto_model, config_json, model_card
 
 ALLOW_PATTERNS = ("*.safetensors", "*.json", "*.py", "README.md")
 TRAINING_ONLY_PATTERNS = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "trainer_state.json",
                           "training_args.bin", "checkpoint-*", "*/checkpoint-*")
 REQUIRED_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
+REMOTE_CODE = {"config.json": ("AutoConfig", "AutoModelForImageClassification"),
+               "preprocessor_config.json": ("AutoImageProcessor",)}
+PIN_REPO_SUFFIX = "-pin"
 HYPERPARAMETERS = re.compile(r"## Training hyperparameters\s*```json\s*(\{.*?\})\s*```", re.DOTALL)
 
 
@@ -54,22 +61,19 @@ class Results:
 
 @dataclass
 class Upload:
-    """One folder to upload: where it goes in the repo, its regenerated card and the files it sends (in ``folder``)."""
+    """One folder to upload: its repo, its new card and config.json, and the files it sends (in ``folder``)."""
 
+    name: str
     folder: Path
-    path_in_repo: str
+    repo_id: str
     card: ModelCard
+    config: dict
     files: list[str]
 
-    @property
-    def repo_files(self) -> list[str]:
-        """``files`` as paths in the repo."""
-        return [f"{self.path_in_repo}/{name}" if self.path_in_repo else name for name in self.files]
-
-
-def upload_patterns() -> dict[str, list[str]]:
-    """Both pattern lists, fresh: ``upload_folder`` extends its ``ignore_patterns`` list in place."""
-    return {"allow_patterns": list(ALLOW_PATTERNS), "ignore_patterns": list(TRAINING_ONLY_PATTERNS)}
+    def operations(self) -> list[CommitOperationAdd]:
+        """The commit: ``files`` from ``folder``, with README.md and config.json replaced by the new ones."""
+        generated = {"README.md": str(self.card).encode(), "config.json": config_json(self.config).encode()}
+        return [CommitOperationAdd(name, generated.get(name, self.folder / name)) for name in self.files]
 
 
 def given(**settings) -> dict:
@@ -129,11 +133,22 @@ def check_folder(folder: Path, model_class: type[PreTrainedModel], option: str) 
     expected = model_class.config_class.model_type
     if model_type != expected:
         raise ValueError(f"{option} {folder} holds a {model_type!r} model, not {expected!r}.")
+    for file_name, auto_classes in REMOTE_CODE.items():  # what trust_remote_code=True loads without poi_hf
+        auto_map = json.loads((folder / file_name).read_text()).get("auto_map") or {}
+        for auto_class in auto_classes:
+            module = auto_map.get(auto_class, "").partition(".")[0]
+            if not module:
+                raise ValueError(f"{option} {folder}: {file_name} has no auto_map entry for {auto_class}, so the "
+                                 "upload would not load without poi_hf; export it with poi_hf.hub.export_submodel.")
+            if not (folder / f"{module}.py").is_file():
+                raise FileNotFoundError(f"{option} {folder} lacks {module}.py, the remote code its {file_name} "
+                                        f"names for {auto_class}; export it with poi_hf.hub.export_submodel.")
 
 
-def plan_upload(folder: Path, model_class: type[PreTrainedModel], option: str, path_in_repo: str,
-                args: argparse.Namespace, results: Results | None, metric_prefix: str = "") -> Upload:
-    """Check ``folder`` and build its new card and the list of files it sends (paths in the repo)."""
+def plan_upload(folder: Path, model_class: type[PreTrainedModel], option: str, repo_id: str,
+                paired_repo_id: str | None, args: argparse.Namespace, results: Results | None,
+                metric_prefix: str = "") -> Upload:
+    """Check ``folder`` and build its new card and config.json and the list of files it sends to ``repo_id``."""
     check_folder(folder, model_class, option)
     readme = folder / "README.md"
     settings = card_settings(ModelCard.load(readme)) if readme.is_file() else {}
@@ -144,33 +159,44 @@ def plan_upload(folder: Path, model_class: type[PreTrainedModel], option: str, p
         settings |= given(metrics=metrics, split=results.split, hyperparameters=results.hyperparameters)
     if "dataset_name" not in settings:
         raise ValueError(f"{option} {folder} has no model card naming its training data: pass --dataset_name.")
-    card = model_card(model_class.from_pretrained(folder), repo_id=args.repo_id, **settings)
+    card = model_card(model_class.from_pretrained(folder), repo_id=repo_id, paired_repo_id=paired_repo_id, **settings)
+    config = add_auto_model(json.loads((folder / "config.json").read_text()))
     local = {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()} | {"README.md"}
-    kept = filter_repo_objects(sorted(local), **upload_patterns())
-    return Upload(folder, path_in_repo, card, list(kept))
+    kept = filter_repo_objects(sorted(local), allow_patterns=ALLOW_PATTERNS, ignore_patterns=TRAINING_ONLY_PATTERNS)
+    return Upload(model_class.config_class.__name__.removesuffix("Config"), folder, repo_id, card, config, list(kept))
 
 
 def plan(args: argparse.Namespace) -> list[Upload]:
-    """Validate the arguments and plan the TRN upload (repo root) and the PIN one (``pin/``)."""
+    """Validate the arguments and plan the TRN upload (``--repo_id``) and the PIN one (``<repo_id>-pin``)."""
     validate_repo_id(args.repo_id)
+    if "/" not in args.repo_id:  # a bare name means the user's namespace only to create_repo, not to downloads
+        raise ValueError(f"--repo_id {args.repo_id!r} needs its namespace, 'namespace/name' (e.g. you/poi-r): the "
+                         "cards' snippets and the TRN's link to its PIN name the repo in full.")
+    pin_repo_id = args.repo_id + PIN_REPO_SUFFIX if args.pin_dir else None
+    if pin_repo_id:
+        validate_repo_id(pin_repo_id)
     if args.results_key and not args.results:
         raise ValueError("--results_key needs --results.")
     results = load_results(args.results, args.results_key) if args.results else None
-    uploads = [plan_upload(args.trn_dir, TRNForImageClassification, "--trn_dir", "", args, results)]
-    if not uploads[0].card.data.eval_results:
+    trn = plan_upload(args.trn_dir, TRNForImageClassification, "--trn_dir", args.repo_id, pin_repo_id, args, results)
+    if not trn.card.data.eval_results:
         raise ValueError("The TRN card would have no model-index: pass --results (e.g. the run's metrics.json).")
-    if args.pin_dir:
-        uploads.append(plan_upload(args.pin_dir, PINForImageClassification, "--pin_dir", "pin", args, results, "pin_"))
-    return uploads
+    trn.config.pop(PIN_MODEL_KEY, None)  # a TRN names only the PIN published with it
+    if not pin_repo_id:
+        return [trn]
+    trn.config[PIN_MODEL_KEY] = pin_repo_id
+    pin = plan_upload(args.pin_dir, PINForImageClassification, "--pin_dir", pin_repo_id, args.repo_id, args, results,
+                      "pin_")
+    return [trn, pin]
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """The command line, and its parser (for error messages)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trn_dir", type=Path, required=True, help="exported TRN folder (e.g. outputs/run/trn)")
-    parser.add_argument("--pin_dir", type=Path, help="exported PIN folder, uploaded to the repo's pin/ subfolder")
-    parser.add_argument("--repo_id", required=True, help="Hub model repo, 'namespace/name' or 'name'")
-    parser.add_argument("--private", action="store_true", help="create the repo private (if it does not exist)")
+    parser.add_argument("--pin_dir", type=Path, help="exported PIN folder, uploaded to the repo <repo_id>-pin")
+    parser.add_argument("--repo_id", required=True, help="Hub model repo of the TRN, 'namespace/name'")
+    parser.add_argument("--private", action="store_true", help="create the repos private (if they do not exist)")
     parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
     parser.add_argument("--results", type=Path, help="metrics.json or benchmark JSON for the cards' model-index")
     parser.add_argument("--results_key", help="dotted path to the metrics inside --results, e.g. runs.3.test")
@@ -188,20 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:  # HFValidationError (bad repo id) is a ValueError
         parser.error(str(error))
     for upload in uploads:
-        print(f"{upload.folder} -> {args.repo_id}:", *(f"+ {name}" for name in upload.repo_files), sep="\n  ")
-        card_path = Path(upload.path_in_repo, "README.md").as_posix()
-        print(f"card metadata ({card_path}):", upload.card.data.to_yaml(), sep="\n")
+        print(f"{upload.folder} -> {upload.repo_id}:", *(f"+ {name}" for name in upload.files), sep="\n  ")
+        if PIN_MODEL_KEY in upload.config:
+            print(f"config.json {PIN_MODEL_KEY}: {upload.config[PIN_MODEL_KEY]}")
+        print(f"card metadata ({upload.repo_id}/README.md):", upload.card.data.to_yaml(), sep="\n")
     if args.dry_run:
         return 0
     api = HfApi(token=args.token)
-    url = api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
-    for upload, name in zip(uploads, ("TRN", "PIN")):
-        upload.card.save(upload.folder / "README.md")
-        api.upload_folder(repo_id=args.repo_id, repo_type="model", folder_path=upload.folder,
-                          path_in_repo=upload.path_in_repo,
-                          commit_message=args.commit_message or f"Upload POI-R {name}",
-                          **upload_patterns())
-    print(f"uploaded to {url}")
+    for upload in reversed(uploads):  # the PIN first: the TRN's config names its repo
+        url = api.create_repo(upload.repo_id, repo_type="model", private=args.private, exist_ok=True)
+        api.create_commit(upload.repo_id, upload.operations(), repo_type="model",
+                          commit_message=args.commit_message or f"Upload POI-R {upload.name}")
+        print(f"uploaded the {upload.name} to {url}")
     return 0
 
 

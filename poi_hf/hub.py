@@ -1,5 +1,5 @@
-"""Exports and model cards: standalone TRN/PIN folders (safetensors + config + preprocessor config + README.md), and
-the check that a local model folder can be loaded from."""
+"""Exports and model cards: standalone TRN/PIN folders (safetensors + config + preprocessor config + README.md +
+remote code), and the check that a local model folder can be loaded from."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 CARD_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
 
+PIN_MODEL_KEY = "pin_model"
+"""Key of a TRN's config.json naming the PIN of the same run (a Hub id). transformers loads remote code only from a
+repo's root, so a published TRN and its PIN live in two repos and the TRN's config points to the PIN's."""
+
 CARD_TEMPLATE = """
 # {title}
 
@@ -38,10 +42,7 @@ CARD_TEMPLATE = """
 
 ```python
 import poi_hf  # or pass trust_remote_code=True without poi_hf installed
-from transformers import pipeline
-
-classify = pipeline("image-classification", model="{repo_id}")
-classify("face.jpg", top_k={num_labels})
+{usage}
 ```
 {extra}
 ## Evaluation
@@ -54,6 +55,21 @@ classify("face.jpg", top_k={num_labels})
 {hyperparameters}
 ```
 """
+
+
+TRN_USAGE = """from transformers import pipeline
+
+classify = pipeline("image-classification", model="{repo_id}")
+classify("face.jpg", top_k={num_labels})"""
+
+PIN_USAGE = """from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+processor = AutoImageProcessor.from_pretrained("{repo_id}")
+pin = AutoModelForImageClassification.from_pretrained("{repo_id}")
+inputs = processor(Image.open("face.jpg"), return_tensors="pt")  # an aligned face crop
+out = pin(**inputs)  # landmarks=(B, 5, 2) in [0, 1] of the crop place the regions; default: the template
+out.soft_labels, out.region_contributions  # (B, C) distribution, (B, K + 1, C) share of each region"""
 
 
 def metrics_table(metrics: Mapping[str, float]) -> str:
@@ -72,16 +88,18 @@ def model_card(
     split: str = "test",
     hyperparameters: Mapping | None = None,
     notes: str = "",
+    paired_repo_id: str | None = None,
 ) -> ModelCard:
     """A model card with `model-index` for a standalone TRN or PIN checkpoint.
 
     Args:
         model: the exported `TRNForImageClassification` or `PINForImageClassification`.
-        repo_id: the Hub id (or local name) shown in the usage snippet.
+        repo_id: the Hub id (or local name) of this checkpoint: the card's model-index name and usage snippet.
         dataset_name: human-readable training data, e.g. "SynFER (30% symmetric noise)".
         dataset_id: Hub dataset id for the card's ``datasets`` field, when there is one.
         metrics: evaluation results (keys from `poi_hf.metrics.classification_metrics`) on ``split``.
         notes: markdown appended to the card (training data, preprocessing, limitations).
+        paired_repo_id: the Hub id of the other network of the run (a TRN's PIN, a PIN's TRN), linked from the card.
     """
     config = model.config
     is_trn = config.model_type == "poi_trn"
@@ -117,7 +135,18 @@ def model_card(
         else "Prior Inference Network (PIN) of POI-R: facial-region branches guided by an AU-emotion prior, "
         "aggregated into an emotion distribution (`soft_labels`) with per-region contributions."
     )
-    extra = "" if is_trn else "\nPIN also takes `landmarks` (B, 5, 2) in [0, 1]; without them it uses its template.\n"
+    usage = (TRN_USAGE if is_trn else PIN_USAGE).format(repo_id=repo_id, num_labels=config.num_labels)
+    extra = ""
+    if paired_repo_id:
+        link = f"[`{paired_repo_id}`](https://huggingface.co/{paired_repo_id})"
+        extra = (
+            f"\nIts PIN is {link} (`{PIN_MODEL_KEY}` in config.json): with poi_hf, "
+            f'`pipeline("facial-expression-recognition", model="{repo_id}")` detects and aligns the faces of a photo, '
+            "classifies them and explains each with the PIN's facial regions.\n"
+            if is_trn
+            else f"\nThe classifier of the same run is {link}; this PIN explains its predictions, and "
+            f'`pipeline("facial-expression-recognition", model="{paired_repo_id}")` (poi_hf) loads both.\n'
+        )
     text = CARD_TEMPLATE.format(
         title=f"{'TRN' if is_trn else 'PIN'} — POI-R facial expression recognition",
         summary=summary,
@@ -125,8 +154,7 @@ def model_card(
         classes=", ".join(config.id2label[i] for i in range(config.num_labels)),
         image_size=config.image_size,
         dataset=dataset_name,
-        repo_id=repo_id,
-        num_labels=config.num_labels,
+        usage=usage,
         extra=extra,
         metrics_table=metrics_table(metrics),
         hyperparameters=json.dumps(dict(hyperparameters or {}), indent=2, sort_keys=True, default=str),
@@ -141,12 +169,30 @@ def export_submodel(
     card: ModelCard,
     state_dict: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write a standalone checkpoint: safetensors + config + preprocessor config + README.md (+ remote code)."""
+    """Write a standalone checkpoint: safetensors + config + preprocessor config + README.md (+ remote code that
+    loads through `AutoModel` and `AutoModelForImageClassification`)."""
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir, state_dict=dict(state_dict) if state_dict is not None else None)
+    config_file = output_dir / "config.json"
+    config_file.write_text(config_json(add_auto_model(json.loads(config_file.read_text()))))
     image_processor.save_pretrained(output_dir)
     card.save(output_dir / "README.md")
     return output_dir
+
+
+def add_auto_model(config: Mapping) -> dict:
+    """A config.json's content whose remote-code ``auto_map`` also serves `AutoModel`, with the image-classification
+    class (what poi_hf registers locally): ``register_for_auto_class`` records one Auto class per model class."""
+    auto_map = dict(config.get("auto_map") or {})
+    if "AutoModelForImageClassification" not in auto_map:
+        return dict(config)
+    auto_map.setdefault("AutoModel", auto_map["AutoModelForImageClassification"])
+    return {**config, "auto_map": auto_map}
+
+
+def config_json(config: Mapping) -> str:
+    """A config.json's text, formatted as transformers writes it."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
 def _is_local_path(name_or_path: str | os.PathLike) -> bool:

@@ -22,18 +22,35 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .faces import DEFAULT_CROP_SIZE, FaceDetector, NoFaceError, crop_faces, load_face_detector, transform_points
 from .faces.images import ImageInput, describe_image
-from .hub import check_model_folder
+from .hub import PIN_MODEL_KEY, check_model_folder
 from .pin import PINForImageClassification
 
 TASK = "facial-expression-recognition"
 
 
-def find_sibling_pin(model: PreTrainedModel) -> Path | None:
-    """The ``pin/`` checkpoint next to a local ``trn/`` checkpoint (the layout `examples/train.py` writes), if any."""
-    if not model.name_or_path or not Path(model.name_or_path).is_dir():
-        return None
-    candidate = Path(model.name_or_path).parent / "pin"
-    return candidate if (candidate / "config.json").is_file() else None
+def find_pin(model: PreTrainedModel) -> Path | str | None:
+    """The PIN of a TRN's run, if any: the ``pin/`` checkpoint next to a local ``trn/`` one (the layout
+    `examples/train.py` writes), else the PIN repo the TRN's config names (``pin_model``, written by
+    `examples/push_to_hub.py`: a Hub TRN and its PIN are two repos)."""
+    if model.name_or_path and Path(model.name_or_path).is_dir():
+        sibling = Path(model.name_or_path).parent / "pin"
+        if (sibling / "config.json").is_file():
+            return sibling
+    return getattr(model.config, PIN_MODEL_KEY, None)
+
+
+def load_pin(name_or_path: str | os.PathLike) -> PINForImageClassification:
+    """`PINForImageClassification.from_pretrained`, with an error that names the PIN (a TRN may name it, and
+    transformers' offline error names no repo)."""
+    check_model_folder(name_or_path)
+    try:
+        return PINForImageClassification.from_pretrained(name_or_path)
+    except OSError as error:
+        raise OSError(
+            f"Could not load the PIN checkpoint {str(name_or_path)!r} (the pipeline's pin_model, else a pin/ folder "
+            f"next to the TRN or the PIN repo named by the TRN's config, {PIN_MODEL_KEY!r}): {error}\nPass "
+            "pin_model=False to run the TRN alone."
+        ) from error
 
 
 class FacialExpressionRecognitionPipeline(Pipeline):
@@ -44,7 +61,8 @@ class FacialExpressionRecognitionPipeline(Pipeline):
             transformers `ResNetForImageClassification`; a model without a ``confidence`` output gets ``None`` there).
         pin_model: a PIN checkpoint for per-region explanations: a path or Hub id, or a `PINForImageClassification`
             loaded with ``from_pretrained`` (its image processor is read from the same place); ``None`` looks for
-            a sibling ``pin/`` folder of a local TRN checkpoint; ``False`` turns PIN off.
+            a sibling ``pin/`` folder of a local TRN checkpoint, else the PIN repo named by the TRN's config
+            (``pin_model``, as `examples/push_to_hub.py` publishes them); ``False`` turns PIN off.
         face_detector: a `FaceDetector`, or a backend name for `load_face_detector` (default ``"auto"``).
         crop_size: side of the aligned crops before the image processor resizes them for the model.
         crop_style: landmark template faces are aligned to: a name (see `poi_hf.priors.landmark_template`) or
@@ -90,12 +108,11 @@ class FacialExpressionRecognitionPipeline(Pipeline):
             crop_style = getattr(processor, "crop_template", None) or getattr(processor, "crop_style", "arcface")
         self.crop_style = crop_style
         if pin_model is None:
-            pin_model = find_sibling_pin(self.model)
+            pin_model = find_pin(self.model)
         self.pin_model, self.pin_image_processor = None, None
         if pin_model:
             if not isinstance(pin_model, PINForImageClassification):
-                check_model_folder(pin_model)
-                pin_model = PINForImageClassification.from_pretrained(pin_model)
+                pin_model = load_pin(pin_model)
             if pin_model.config.id2label != self.model.config.id2label:
                 raise ValueError(
                     f"The PIN's classes {pin_model.config.id2label} differ from the TRN's {self.model.config.id2label}."

@@ -1,5 +1,7 @@
-"""examples/push_to_hub.py: what goes to the Hub (files, repo, card metadata), with a fake `HfApi` and no network."""
+"""examples/push_to_hub.py: what goes to the Hub (files, repos, configs, card metadata), with a fake `HfApi` that
+writes the commits into a local Hugging Face cache, and no network."""
 
+import hashlib
 import importlib.util
 import inspect
 import json
@@ -8,17 +10,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub import HfApi, ModelCard, snapshot_download
 
 from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
-from poi_hf.hub import export_submodel, model_card
+from poi_hf.hub import PIN_MODEL_KEY, export_submodel, model_card
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # as conftest.py does before huggingface_hub loads; no test may reach the Hub
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "push_to_hub.py"
 REPO_ID = "someone/poi-r-tiny"
+PIN_REPO_ID = "someone/poi-r-tiny-pin"
 EXPORT_METRICS = {"accuracy": 0.5, "nll": 1.25}
 HYPERPARAMETERS = {"learning_rate": 0.001, "seed": 3}
 TRAINING_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin",
@@ -30,14 +32,16 @@ def files_in(folder: Path) -> list[str]:
 
 
 class FakeHfApi:
-    """Records `create_repo` and `upload_folder` calls (checked against the real `HfApi` signatures); each upload's
-    files are the ones the real `upload_folder` would send (its own pattern filter, on the folder at call time)."""
+    """Records `create_repo` and `create_commit` calls (checked against the real `HfApi` signatures) and writes each
+    commit into ``cache`` as a download leaves a repo in the Hugging Face cache, so ``from_pretrained(repo_id)`` with
+    ``HF_HUB_CACHE=cache`` (offline) loads what was "uploaded", and `hub_snapshot` finds its folder."""
 
-    def __init__(self):
+    def __init__(self, cache: Path):
+        self.cache = cache
         self.connected = False
         self.token = None
         self.repos: list[dict] = []
-        self.uploads: list[dict] = []
+        self.commits: list[dict] = []
 
     def __call__(self, token=None) -> "FakeHfApi":
         """Stands in for the `HfApi` class: "constructing" it returns this recorder."""
@@ -49,19 +53,37 @@ class FakeHfApi:
         self.repos.append({"repo_id": repo_id, **kwargs})
         return f"https://huggingface.co/{repo_id}"
 
-    def upload_folder(self, *, folder_path, allow_patterns=None, ignore_patterns=None, **kwargs):
-        inspect.signature(HfApi.upload_folder).bind(self, folder_path=folder_path, **kwargs)
-        files = filter_repo_objects(files_in(Path(folder_path)), allow_patterns=allow_patterns,
-                                    ignore_patterns=ignore_patterns)
-        self.uploads.append({"folder": Path(folder_path), "files": list(files), **kwargs})
+    def create_commit(self, repo_id, operations, **kwargs):
+        inspect.signature(HfApi.create_commit).bind(self, repo_id, operations, **kwargs)
+        repo = self.cache / f"models--{repo_id.replace('/', '--')}"
+        revision = hashlib.sha1(f"{repo_id} {len(self.commits)}".encode()).hexdigest()
+        for operation in operations:
+            target = repo / "snapshots" / revision / operation.path_in_repo
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with operation.as_file() as content:
+                target.write_bytes(content.read())
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(revision)
+        self.commits.append({"repo_id": repo_id, "files": [operation.path_in_repo for operation in operations],
+                             **kwargs})
 
 
-@pytest.fixture(scope="module")
-def push_to_hub():
+def hub_snapshot(api: FakeHfApi, repo_id: str) -> Path:
+    """The folder of ``repo_id``'s latest commit in the fake Hub's cache, found as transformers finds it offline."""
+    return Path(snapshot_download(repo_id, cache_dir=api.cache, local_files_only=True))
+
+
+def load_push_to_hub():
+    """examples/push_to_hub.py as a module."""
     spec = importlib.util.spec_from_file_location("push_to_hub", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def push_to_hub():
+    return load_push_to_hub()
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +110,8 @@ def run(export, tmp_path) -> Path:
 
 
 @pytest.fixture
-def api(push_to_hub, monkeypatch) -> FakeHfApi:
-    fake = FakeHfApi()
+def api(push_to_hub, monkeypatch, tmp_path) -> FakeHfApi:
+    fake = FakeHfApi(tmp_path / "hub_cache")
     monkeypatch.setattr(push_to_hub, "HfApi", fake)
     return fake
 
@@ -108,41 +130,65 @@ def test_uploads_inference_files_and_results_card(push_to_hub, export, run, api,
     }))
     argv = ["--trn_dir", str(run / "trn"), "--pin_dir", str(run / "pin"), "--repo_id", REPO_ID, "--private",
             "--token", "hf_test", "--results", str(results), "--dataset_id", "someone/synfer"]
+    local = {name: (run / name / "README.md").read_text() for name in ("trn", "pin")}
     assert push_to_hub.main(argv) == 0
 
     assert api.token == "hf_test"
-    assert api.repos == [{"repo_id": REPO_ID, "repo_type": "model", "private": True, "exist_ok": True}]
-    trn, pin = api.uploads
+    # two repos, each with its remote code at the root; the PIN's first, as the TRN's config names it
+    assert api.repos == [{"repo_id": repo_id, "repo_type": "model", "private": True, "exist_ok": True}
+                         for repo_id in (PIN_REPO_ID, REPO_ID)]
+    pin, trn = api.commits
+    assert (pin["repo_id"], trn["repo_id"]) == (PIN_REPO_ID, REPO_ID)
+    assert (pin["commit_message"], trn["commit_message"]) == ("Upload POI-R PIN", "Upload POI-R TRN")
     # exactly what the export wrote (weights, configs, remote code, card), none of the training-only files
     assert trn["files"] == files_in(export / "trn") and pin["files"] == files_in(export / "pin")
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md", "modeling_trn.py"} <= set(
         trn["files"])
     assert not set(trn["files"]) & set(TRAINING_ONLY)
-    assert (trn["folder"], trn["path_in_repo"], pin["folder"], pin["path_in_repo"]) == (
-        run / "trn", "", run / "pin", "pin")
-    assert {upload["repo_id"] for upload in api.uploads} == {REPO_ID}
-    assert {upload["repo_type"] for upload in api.uploads} == {"model"}
+    assert {commit["repo_type"] for commit in api.commits} == {"model"}
+    trn_repo, pin_repo = hub_snapshot(api, REPO_ID), hub_snapshot(api, PIN_REPO_ID)
+    assert files_in(trn_repo) == trn["files"] and files_in(pin_repo) == pin["files"]
+    assert (trn_repo / "model.safetensors").read_bytes() == (run / "trn" / "model.safetensors").read_bytes()
+    # the local folders stay as they were
+    assert {name: (run / name / "README.md").read_text() for name in ("trn", "pin")} == local
 
-    trn_card, pin_card = (ModelCard.load(run / name / "README.md") for name in ("trn", "pin"))
+    trn_config, pin_config = (json.loads((repo / "config.json").read_text()) for repo in (trn_repo, pin_repo))
+    assert trn_config[PIN_MODEL_KEY] == PIN_REPO_ID and PIN_MODEL_KEY not in pin_config
+    for config, module in ((trn_config, "modeling_trn"), (pin_config, "modeling_pin")):
+        assert config["auto_map"]["AutoModel"] == config["auto_map"]["AutoModelForImageClassification"]
+        assert config["auto_map"]["AutoModel"].startswith(f"{module}.")
+
+    trn_card, pin_card = (ModelCard.load(repo / "README.md") for repo in (trn_repo, pin_repo))
     for card in (trn_card, pin_card):
         assert card.data.pipeline_tag == "image-classification" and card.data.library_name == "transformers"
         assert "facial-expression-recognition" in card.data.tags and card.data.datasets == ["someone/synfer"]
-        assert card.data.model_name == REPO_ID and f'model="{REPO_ID}"' in card.text
         assert '"learning_rate": 0.01' in card.text
+    # each card names its own repo (model-index, snippet) and links the other network's
+    assert trn_card.data.model_name == REPO_ID and f'model="{REPO_ID}"' in trn_card.text
+    assert f"https://huggingface.co/{PIN_REPO_ID}" in trn_card.text
+    assert pin_card.data.model_name == PIN_REPO_ID
+    assert f'AutoModelForImageClassification.from_pretrained("{PIN_REPO_ID}")' in pin_card.text
+    assert f'pipeline("facial-expression-recognition", model="{REPO_ID}")' in pin_card.text
+    assert f'"image-classification", model="{REPO_ID}"' not in pin_card.text
     assert card_metrics(trn_card) == {"accuracy": 0.8125, "macro_f1": 0.7, "nll": 0.625, "ece": 0.05, "kl_true": 0.2}
     assert card_metrics(pin_card) == {"accuracy": 0.75, "nll": 0.875}
     assert {result.dataset_split for result in trn_card.data.eval_results} == {"test"}
 
 
 def test_without_results_the_card_keeps_the_exported_numbers(push_to_hub, run, api):
-    assert push_to_hub.main(["--trn_dir", str(run / "trn"), "--repo_id", "poi-r-tiny",
+    # a TRN re-published from a download names a PIN, but only the PIN published with it may stay named
+    config = json.loads((run / "trn" / "config.json").read_text())
+    (run / "trn" / "config.json").write_text(json.dumps({**config, PIN_MODEL_KEY: "someone/old-pin"}))
+    assert push_to_hub.main(["--trn_dir", str(run / "trn"), "--repo_id", REPO_ID,
                              "--commit_message", "First model"]) == 0
-    (upload,) = api.uploads
-    assert upload["commit_message"] == "First model" and upload["repo_id"] == "poi-r-tiny"
-    card = ModelCard.load(run / "trn" / "README.md")
-    assert card_metrics(card) == EXPORT_METRICS and card.data.model_name == "poi-r-tiny"
+    (commit,) = api.commits
+    assert commit["commit_message"] == "First model" and commit["repo_id"] == REPO_ID
+    repo = hub_snapshot(api, REPO_ID)
+    assert PIN_MODEL_KEY not in json.loads((repo / "config.json").read_text())
+    card = ModelCard.load(repo / "README.md")
+    assert card_metrics(card) == EXPORT_METRICS and card.data.model_name == REPO_ID
     assert card.data.datasets is None and card.data.eval_results[0].dataset_name == "SynFER (30% symmetric noise)"
-    assert '"learning_rate": 0.001' in card.text
+    assert '"learning_rate": 0.001' in card.text and "Its PIN is" not in card.text
 
 
 def test_dry_run_prints_files_and_card_and_changes_nothing(push_to_hub, run, api, tmp_path, capsys):
@@ -160,9 +206,10 @@ def test_dry_run_prints_files_and_card_and_changes_nothing(push_to_hub, run, api
     assert not api.connected and (run / "trn" / "README.md").read_text() == readme
     listed = [line[len("  + "):] for line in out.splitlines() if line.startswith("  + ")]
     trn_files = [name for name in files_in(run / "trn") if name not in TRAINING_ONLY]
-    assert listed == trn_files + [f"pin/{name}" for name in files_in(run / "pin")]
+    assert listed == trn_files + files_in(run / "pin")
+    assert f"-> {REPO_ID}:" in out and f"-> {PIN_REPO_ID}:" in out and f"{PIN_MODEL_KEY}: {PIN_REPO_ID}" in out
     assert "pipeline_tag: image-classification" in out and "library_name: transformers" in out
-    assert "value: 0.6875" in out and "value: 0.03" in out and "card metadata (pin/README.md)" in out
+    assert "value: 0.6875" in out and "value: 0.03" in out and f"card metadata ({PIN_REPO_ID}/README.md)" in out
 
 
 @pytest.mark.parametrize("case, message", [
@@ -172,6 +219,10 @@ def test_dry_run_prints_files_and_card_and_changes_nothing(push_to_hub, run, api
     ("trn_as_pin", "holds a 'poi_trn' model, not 'poi_pin'"),
     ("bad_repo_id", "Repo id must"),
     ("nested_repo_id", "namespace/repo_name"),
+    ("bare_repo_id", "needs its namespace, 'namespace/name'"),
+    ("no_remote_code", "lacks modeling_trn.py, the remote code its config.json names for "
+                       "AutoModelForImageClassification"),
+    ("no_auto_map", "preprocessor_config.json has no auto_map entry for AutoImageProcessor"),
     ("no_metrics", "none of"),
     ("bad_results_key", "has no 'runs.7.test'"),
     ("no_results_file", "does not exist"),
@@ -179,6 +230,11 @@ def test_dry_run_prints_files_and_card_and_changes_nothing(push_to_hub, run, api
 def test_bad_inputs_fail_with_clear_errors(push_to_hub, run, api, tmp_path, capsys, case, message):
     if case == "no_preprocessor":
         (run / "trn" / "preprocessor_config.json").unlink()
+    if case == "no_remote_code":
+        (run / "trn" / "modeling_trn.py").unlink()
+    if case == "no_auto_map":  # e.g. saved by a processor class that is not registered for remote code
+        processor = json.loads((run / "trn" / "preprocessor_config.json").read_text())
+        (run / "trn" / "preprocessor_config.json").write_text(json.dumps({**processor, "auto_map": {}}))
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"runs": [{"test": {"loss": 1.0}}]}))
     argv = {  # appended to valid arguments; argparse keeps an option's last value
@@ -188,6 +244,9 @@ def test_bad_inputs_fail_with_clear_errors(push_to_hub, run, api, tmp_path, caps
         "trn_as_pin": ["--pin_dir", str(run / "trn")],
         "bad_repo_id": ["--repo_id", "some one/poi r"],
         "nested_repo_id": ["--repo_id", "a/b/c"],
+        "bare_repo_id": ["--repo_id", "poi-r-tiny"],
+        "no_remote_code": [],
+        "no_auto_map": [],
         "no_metrics": ["--results", str(results), "--results_key", "runs.0.test"],
         "bad_results_key": ["--results", str(results), "--results_key", "runs.7.test"],
         "no_results_file": ["--results", str(tmp_path / "missing.json")],
