@@ -13,23 +13,24 @@ from .image_processing_poi import POIImageProcessor
 from .pin import PINConfig
 from .priors import BASIC_CLASS_NAMES, check_class_names, landmark_template
 from .trn import TRNConfig
+from .trn.configuration_trn import RESNET18_KWARGS
 
 PRESETS: dict[str, dict] = {
     "paper": {
         "image_size": 112,
-        "backbone": {"hidden_sizes": [64, 128, 256, 512], "embedding_size": 64},
+        "backbone": RESNET18_KWARGS,
         "pin": {"branch_channels": 64, "embedding_size": 128, "region_crop_size": 7},
         "trn": {"uncertainty_hidden_size": 128},
     },
     "cpu": {
         "image_size": 64,
-        "backbone": {"hidden_sizes": [32, 64, 128, 256], "embedding_size": 32},
+        "backbone": {**RESNET18_KWARGS, "hidden_sizes": [32, 64, 128, 256], "embedding_size": 32},
         "pin": {"branch_channels": 48, "embedding_size": 64, "region_crop_size": 5},
         "trn": {"uncertainty_hidden_size": 64},
     },
     "tiny": {
         "image_size": 48,
-        "backbone": {"hidden_sizes": [8, 8, 16, 16], "embedding_size": 8},
+        "backbone": {**RESNET18_KWARGS, "hidden_sizes": [8, 8, 16, 16], "embedding_size": 8},
         "pin": {"branch_channels": 8, "embedding_size": 16, "region_crop_size": 3, "branch_blocks": 1},
         "trn": {"uncertainty_hidden_size": 16},
     },
@@ -44,7 +45,7 @@ def _preset(name: str) -> dict:
 
 def backbone_config(preset: str = "paper") -> ResNetConfig:
     """A BasicBlock ResNet (depths 2-2-2-2) of the preset's widths."""
-    return ResNetConfig(layer_type="basic", depths=[2, 2, 2, 2], **_preset(preset)["backbone"])
+    return ResNetConfig(**_preset(preset)["backbone"])
 
 
 def _labels(class_names: Sequence[str]) -> dict:

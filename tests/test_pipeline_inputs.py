@@ -4,7 +4,6 @@ name the input (issue 14, item 9)."""
 import copy
 import functools
 import http.server
-import inspect
 import re
 import socket
 import threading
@@ -167,8 +166,3 @@ def test_model_warns_about_pixel_values_of_another_size(module, model_class, con
         model(torch.randn(1, 3, size + 5, size - 3))  # a size no other test uses: warning_once has not fired yet
     assert (f"pixel_values are {size + 5}x{size - 3} but this model was trained on {size}x{size} images "
             "(config.image_size)") in captured.out
-
-
-def test_trn_and_pin_share_one_check_pixel_values():
-    """The PIN copy of check_pixel_values ("Copied from" the TRN's, for standalone remote code) stays identical."""
-    assert inspect.getsource(modeling_pin.check_pixel_values) == inspect.getsource(modeling_trn.check_pixel_values)

@@ -1,8 +1,16 @@
-"""Configuration of the Prior Inference Network (PIN): backbone, facial regions, AU/emotion prior tables."""
+"""Configuration of the Prior Inference Network (PIN): backbone, facial regions, AU/emotion prior tables.
+
+The default prior knowledge (class names, AUs, the AU-emotion table, the regions, the landmark template) is defined
+here, not in `poi_hf.priors` (which re-exports it), so that this folder ships alone as remote code: a fresh
+`PINConfig()` builds its tables where poi_hf is not installed.
+"""
+
+from collections.abc import Sequence
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+# Copied from poi_hf.trn.configuration_trn.RESNET18_KWARGS
 RESNET18_KWARGS = {
     "layer_type": "basic",
     "depths": [2, 2, 2, 2],
@@ -10,8 +18,146 @@ RESNET18_KWARGS = {
     "embedding_size": 64,
 }
 
-# Fields filled from `poi_hf.priors` when a config is built without them. A saved config always holds them, so a
-# checkpoint describes itself and loads (also as remote code) without poi_hf.
+CLASS_NAMES: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+)
+"""Canonical lowercase class names (FERPlus order). Loaders keep their dataset's native order."""
+
+AU_NAMES: tuple[str, ...] = tuple(f"AU{n}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 26))
+"""The 18 action units PIN reasons about: AUE-CRL's 17 plus AU14 (dimpler) for contempt."""
+
+# Sources of the AU-emotion table (1.0 = strongly present, 0.5 = often present):
+# * The AU-emotion prior table of AUE-CRL (Cui et al., ICRA 2021), AU order 1, 2, 4, 5, 6, 7, 9, 10, 12, 15, 16, 17,
+#   20, 23, 24, 25, 26. The six basic emotions and neutral follow that table.
+# * Du, Tao & Martinez, "Compound facial expressions of emotion", PNAS 111(15), 2014, Table 1 (prototypical AUs of
+#   the basic expressions): used as a cross-check. Where the two disagree we keep AUE-CRL; the one addition is
+#   fear AU26 at 0.5 (EMFACS fear with jaw drop).
+# * Contempt is not in AUE-CRL; EMFACS (Friesen & Ekman, 1983) codes it as unilateral AU12 + AU14. The table cannot
+#   express "unilateral"; the mouth regions below are split left/right so that a one-sided AU14/AU12 shows up as a
+#   disagreement between the two mouth branches.
+EMOTION_AUS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "happiness": {"AU6": 1.0, "AU12": 1.0, "AU7": 0.5, "AU25": 0.5},
+    "surprise": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 1.0, "AU26": 1.0, "AU16": 0.5},
+    "sadness": {"AU1": 1.0, "AU7": 1.0, "AU15": 1.0, "AU4": 0.5, "AU6": 0.5, "AU17": 0.5},
+    "anger": {"AU4": 1.0, "AU5": 1.0, "AU23": 1.0, "AU24": 1.0, "AU7": 0.5, "AU17": 0.5},
+    "disgust": {"AU9": 1.0, "AU10": 1.0, "AU17": 0.5, "AU25": 0.5},
+    "fear": {
+        "AU1": 1.0,
+        "AU2": 1.0,
+        "AU4": 1.0,
+        "AU5": 1.0,
+        "AU7": 1.0,
+        "AU20": 1.0,
+        "AU23": 0.5,
+        "AU25": 0.5,
+        "AU26": 0.5,
+    },
+    "contempt": {"AU12": 1.0, "AU14": 1.0},
+}
+
+LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right")
+"""Order of the 5 landmarks everywhere in the package; "left" means image left."""
+
+# ArcFace alignment target for a 112x112 crop, in pixels (x, y), same order as LANDMARK_NAMES.
+ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
+
+
+def arcface_template(shrink: float = 1.0) -> list[list[float]]:
+    """`ARCFACE_TEMPLATE_112` in [0, 1] coordinates of the crop, shrunk about the centre by ``shrink`` (loose crops)."""
+    return [[0.5 + shrink * (x / 112.0 - 0.5), 0.5 + shrink * (y / 112.0 - 0.5)] for x, y in ARCFACE_TEMPLATE_112]
+
+
+# Regions: five landmark-anchored boxes with the AUs that each can show (FACS muscle locations: Ekman, Friesen &
+# Hager, FACS Manual, 2002). Centre = sum_i anchors[i] * landmark_i + offset (in units of the inter-ocular distance
+# d, along the eye axis u and its downward normal v); box size (width, height) in units of d. `mirror` samples the
+# crop with the x axis reversed so that left and right regions of a symmetric face give identical crops.
+REGIONS: tuple[dict, ...] = (
+    {
+        "name": "left_eye_brow",
+        "anchors": [1.0, 0.0, 0.0, 0.0, 0.0],
+        "offset": [0.0, -0.2],
+        "size": [0.8, 0.75],
+        "mirror": False,
+        "aus": ["AU1", "AU2", "AU4", "AU5", "AU6", "AU7"],
+    },
+    {
+        "name": "right_eye_brow",
+        "anchors": [0.0, 1.0, 0.0, 0.0, 0.0],
+        "offset": [0.0, -0.2],
+        "size": [0.8, 0.75],
+        "mirror": True,
+        "aus": ["AU1", "AU2", "AU4", "AU5", "AU6", "AU7"],
+    },
+    {
+        "name": "glabella_nose",
+        "anchors": [0.35, 0.35, 0.3, 0.0, 0.0],
+        "offset": [0.0, -0.15],
+        "size": [0.7, 0.8],
+        "mirror": False,
+        "aus": ["AU1", "AU4", "AU9", "AU10"],
+    },
+    {
+        "name": "mouth_left",
+        "anchors": [0.0, 0.0, 0.0, 0.75, 0.25],
+        "offset": [0.0, 0.05],
+        "size": [0.75, 0.8],
+        "mirror": False,
+        "aus": ["AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU20", "AU23", "AU24", "AU25", "AU26"],
+    },
+    {
+        "name": "mouth_right",
+        "anchors": [0.0, 0.0, 0.0, 0.25, 0.75],
+        "offset": [0.0, 0.05],
+        "size": [0.75, 0.8],
+        "mirror": True,
+        "aus": ["AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU20", "AU23", "AU24", "AU25", "AU26"],
+    },
+)
+
+
+def check_class_names(class_names: Sequence[str]) -> list[str]:
+    """Return ``class_names`` as a list, or raise ``ValueError`` naming any name that is not canonical."""
+    unknown = [name for name in class_names if name not in EMOTION_AUS]
+    if unknown:
+        raise ValueError(f"Unknown class name(s) {unknown}; canonical names are {list(CLASS_NAMES)}.")
+    if len(set(class_names)) != len(class_names):
+        raise ValueError(f"Duplicate class names in {list(class_names)}.")
+    return list(class_names)
+
+
+def au_prior_table(class_names: Sequence[str], au_names: Sequence[str] = AU_NAMES) -> list[list[float]]:
+    """The AU-emotion prior ``P`` (C x A) for ``class_names`` in the given order, as plain lists.
+
+    ``P[c][a]`` is 1.0 when AU ``a`` is strongly present in emotion ``c``, 0.5 when often present, else 0.0.
+    """
+    check_class_names(class_names)
+    return [[EMOTION_AUS[name].get(au, 0.0) for au in au_names] for name in class_names]
+
+
+def region_au_table(regions: Sequence[dict] = REGIONS, au_names: Sequence[str] = AU_NAMES) -> list[list[float]]:
+    """The region-AU visibility ``G`` (K x A): 1.0 where region ``k`` can show AU ``a``."""
+    unknown = sorted({au for region in regions for au in region["aus"]} - set(au_names))
+    if unknown:
+        raise ValueError(f"Regions name AUs {unknown} that are not in au_names {list(au_names)}.")
+    return [[1.0 if au in region["aus"] else 0.0 for au in au_names] for region in regions]
+
+
+# Fields filled from the default tables above when a config is built without them. A saved config always holds them,
+# so a checkpoint describes itself, also with priors other than the defaults.
 PRIOR_FIELDS = (
     "au_names",
     "au_prior",
@@ -26,13 +172,19 @@ PRIOR_FIELDS = (
 
 
 def _canonical_class_names(num_labels: int) -> list[str]:
-    try:
-        from poi_hf.priors import CLASS_NAMES
-    except ImportError as error:
-        raise ValueError("PINConfig needs id2label, or an importable poi_hf for the default class names.") from error
     if not 1 < num_labels <= len(CLASS_NAMES):
         raise ValueError(f"A PIN with default class names takes 2..{len(CLASS_NAMES)} classes, got {num_labels}.")
     return list(CLASS_NAMES[:num_labels])
+
+
+# Copied from poi_hf.trn.configuration_trn.check_backbone_channels
+def check_backbone_channels(config: PreTrainedConfig) -> None:
+    """Raise a `ValueError` unless ``config.backbone_config`` takes the ``config.num_channels`` input channels."""
+    if config.backbone_config.num_channels != config.num_channels:
+        raise ValueError(
+            f"backbone_config.num_channels={config.backbone_config.num_channels} but {type(config).__name__}."
+            f"num_channels={config.num_channels}; they must agree."
+        )
 
 
 class PINConfig(PreTrainedConfig):
@@ -109,6 +261,7 @@ class PINConfig(PreTrainedConfig):
         self.backbone_config.set_output_features_output_indices(
             out_features=[self.region_stage, stages[-1]], out_indices=None
         )
+        check_backbone_channels(self)
         self.validate_priors()
 
     @property
@@ -120,22 +273,25 @@ class PINConfig(PreTrainedConfig):
         return len(self.au_names)
 
     def _fill_priors(self) -> None:
-        """Fill missing prior fields from `poi_hf.priors` for the classes in ``id2label``."""
-        try:
-            from poi_hf.priors import AU_NAMES, REGIONS, au_prior_table, landmark_template, region_au_table
-        except ImportError as error:
-            raise ValueError(f"PINConfig needs {PRIOR_FIELDS}, or an importable poi_hf to build them.") from error
-        class_names = [self.id2label[index] for index in range(self.num_labels)]
+        """Fill missing prior fields from the default tables for the classes in ``id2label``."""
+        if self.au_prior is None:
+            class_names = [self.id2label[index] for index in range(self.num_labels)]
+            try:
+                self.au_prior = au_prior_table(class_names, self.au_names or AU_NAMES)
+            except ValueError as error:
+                raise ValueError(
+                    f"PINConfig builds its default au_prior from the class names in id2label: {error} For other "
+                    "classes pass au_prior (classes x AUs)."
+                ) from error
         defaults = {
             "au_names": list(AU_NAMES),
-            "au_prior": au_prior_table(class_names),
             "region_names": [region["name"] for region in REGIONS],
             "region_anchors": [region["anchors"] for region in REGIONS],
             "region_offsets": [region["offset"] for region in REGIONS],
             "region_sizes": [region["size"] for region in REGIONS],
             "region_mirror": [region["mirror"] for region in REGIONS],
             "region_aus": region_au_table(REGIONS),
-            "landmark_template": landmark_template("arcface"),
+            "landmark_template": arcface_template(),
         }
         for field, value in defaults.items():
             if getattr(self, field) is None:

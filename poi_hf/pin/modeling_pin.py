@@ -61,7 +61,8 @@ class PINOutput(ModelOutput):
     region_boxes: torch.FloatTensor | None = None
 
 
-# Copied from poi_hf.trn.modeling_trn.check_pixel_values (model folders are self-contained for remote code).
+# Model folders are self-contained for remote code, so PIN carries copies of TRN's input checks.
+# Copied from poi_hf.trn.modeling_trn.check_pixel_values
 def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, image_size: int) -> None:
     """Raise a `ValueError` unless ``pixel_values`` is a non-empty floating-point (B, num_channels, H, W) tensor; warn
     once per size when H x W is not the ``image_size`` the model was trained on (the model runs at any size)."""
@@ -84,6 +85,18 @@ def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, image_size
             "(config.image_size); predictions at other sizes are less reliable. Resize with the model's image "
             "processor."
         )
+
+
+# Copied from poi_hf.trn.modeling_trn.check_labels
+def check_labels(labels: torch.Tensor, num_labels: int) -> None:
+    """Raise a `ValueError` unless ``labels`` are class indices in [0, num_labels)."""
+    if labels.ndim != 1 or labels.dtype.is_floating_point:
+        raise ValueError(
+            f"labels must be a 1-D integer tensor of class indices, got {labels.dtype} {tuple(labels.shape)}."
+        )
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+        bad = labels[(labels < 0) | (labels >= num_labels)].unique().tolist()
+        raise ValueError(f"labels {bad} are outside the {num_labels} classes [0, {num_labels - 1}].")
 
 
 def region_frames(
@@ -369,10 +382,7 @@ class PINForImageClassification(PINPreTrainedModel):
 
         loss = None
         if labels is not None:
-            if labels.ndim != 1 or labels.dtype.is_floating_point:
-                raise ValueError(f"labels must be a 1-D integer tensor, got {labels.dtype} {tuple(labels.shape)}.")
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.config.num_labels):
-                raise ValueError(f"labels must lie in [0, {self.config.num_labels - 1}], got {labels.tolist()}.")
+            check_labels(labels, self.config.num_labels)
             loss = F.cross_entropy(member_logits.flatten(0, 1), labels.repeat_interleave(member_logits.shape[1]))
 
         output = PINOutput(

@@ -10,7 +10,26 @@ RESNET18_KWARGS = {
     "embedding_size": 64,
 }
 
-DEFAULT_CLASS_NAMES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear")
+# Copied from poi_hf.pin.configuration_pin.CLASS_NAMES
+CLASS_NAMES: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+)
+
+
+def check_backbone_channels(config: PreTrainedConfig) -> None:
+    """Raise a `ValueError` unless ``config.backbone_config`` takes the ``config.num_channels`` input channels."""
+    if config.backbone_config.num_channels != config.num_channels:
+        raise ValueError(
+            f"backbone_config.num_channels={config.backbone_config.num_channels} but {type(config).__name__}."
+            f"num_channels={config.num_channels}; they must agree."
+        )
 
 
 class TRNConfig(PreTrainedConfig):
@@ -43,18 +62,14 @@ class TRNConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:
-            # Same names as poi_hf.priors.BASIC_CLASS_NAMES, written out so this folder ships alone as remote code.
-            self.id2label = dict(enumerate(DEFAULT_CLASS_NAMES))
+            # The seven basic emotions (poi_hf.priors.BASIC_CLASS_NAMES), canonical names as in PIN's defaults.
+            self.id2label = dict(enumerate(CLASS_NAMES[:7]))
         super().__post_init__(**kwargs)
         if self.label2id is None:
             self.label2id = {name: index for index, name in self.id2label.items()}
         last_stage = self.backbone_config.stage_names[-1]
         self.backbone_config.set_output_features_output_indices(out_features=[last_stage], out_indices=None)
-        if self.backbone_config.num_channels != self.num_channels:
-            raise ValueError(
-                f"backbone_config.num_channels={self.backbone_config.num_channels} but TRNConfig.num_channels="
-                f"{self.num_channels}; they must agree."
-            )
+        check_backbone_channels(self)
 
 
 __all__ = ["TRNConfig"]
