@@ -22,7 +22,7 @@ from .modeling_poi import POIModel, POIOutput
 from .pin import PINConfig, PINForImageClassification, PINOutput, PINPreTrainedModel
 from .trn import TRNConfig, TRNForImageClassification, TRNOutput, TRNPreTrainedModel
 
-__version__ = "0.1.0"
+from .version import __version__
 
 for _config, _model in ((PINConfig, PINForImageClassification), (TRNConfig, TRNForImageClassification)):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)

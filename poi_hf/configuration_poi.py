@@ -3,10 +3,11 @@
 from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .losses import TRANSFER_MODES
 from .pin import PINConfig
 from .trn import TRNConfig
 
+# Valid values of the loss settings. `poi_hf.losses` imports them from here: the configuration imports no loss code.
+TRANSFER_MODES = ("interpolate", "additive")
 REGULARIZERS = ("pin_agreement", "log", "rank")
 
 
@@ -24,8 +25,9 @@ class POIConfig(PreTrainedConfig):
             (with ``transfer_mode="interpolate"`` the share of the untrusted weight ``1 - alpha`` that moves to them,
             in [0, 1]).
         transfer_mode (`str`, defaults to `"interpolate"`): `"interpolate"` keeps each sample's total weight at 1,
-            moving ``(1 - alpha) * beta(e)`` from the hard label to PIN's soft label; `"additive"` is the literal
-            ``alpha CE + beta (1 - alpha) T^2 KL`` (the hard label's weight is only alpha from the first step).
+            moving ``beta(e) * u`` (``u``: PIN's share, see `transfer_floor`) from the hard label to PIN's soft
+            label; `"additive"` is the literal ``alpha CE + beta (1 - alpha) T^2 KL`` (the hard label's weight is only
+            alpha from the first step).
         transfer_floor (`float`, defaults to 0.0): ``gamma``, the share of PIN's soft label in the target of a fully
             trusted label (PIN's share of sample i is ``gamma + (1 - gamma)(1 - alpha_i)``), in [0, 1].
         transfer_ramp_epochs (`float`, defaults to 3.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
@@ -41,8 +43,9 @@ class POIConfig(PreTrainedConfig):
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
         pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.
         use_pin_soft_labels (`bool`): transfer PIN's soft labels to the TRN (off: TRN learns from hard labels only).
-        use_uncertainty (`bool`): learn the confidence ``alpha``; off: ``alpha`` is fixed at 0.5 (equal CE and
-            transfer weights, i.e. plain distillation from PIN), or 1.0 when the transfer is off too.
+        use_uncertainty (`bool`): weigh each label by its trust ``alpha`` (made as `uncertainty_regularizer` says)
+            and train the TRN's uncertainty head; off: ``alpha`` is fixed at 0.5 (equal CE and transfer weights, i.e.
+            plain distillation from PIN), or 1.0 when the transfer is off too, and the head is not trained.
         use_dynamic_transfer (`bool`): ramp ``beta(e)`` up; off: ``beta_max`` from the first step.
         use_mutual_learning (`bool`): pull PIN's branches toward their detached ensemble.
         use_au_loss (`bool`): supervise PIN's AU heads with the AU-prior pseudo-targets.
@@ -51,7 +54,8 @@ class POIConfig(PreTrainedConfig):
 
     model_type = "poi"
     sub_configs_defaults = {"pin_config": SubConfigSpec(PINConfig), "trn_config": SubConfigSpec(TRNConfig)}
-    keys_to_ignore_at_inference = ["pin_member_logits", "pin_au_logits", "pin_soft_labels"]
+    # Outputs the Trainer leaves out of evaluation predictions (it keeps logits, confidence and pin_logits).
+    keys_to_ignore_at_inference = ["pin_member_logits", "pin_au_logits", "pin_soft_labels", "loss_terms"]
 
     pin_config: dict | PINConfig | None = None
     trn_config: dict | TRNConfig | None = None

@@ -8,7 +8,9 @@ PIN (`pin_losses`):
             the region can show (``G``); small weight, so priors guide and do not dominate
     mutual  T^2 * KL(s || softmax(z_k / T)) of every member toward the detached aggregated soft label ``s``
 
-TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached soft label:
+TRN (`trn_losses`), with ``s`` = PIN's detached soft label and ``alpha`` = the per-sample label trust: by default
+PIN's support of the label, which the TRN's uncertainty head learns to predict (see ``alpha_reg``); a constant with
+``use_uncertainty=False`` (`joint_losses`):
     PIN's share of sample i is ``u_i = gamma + (1 - gamma)(1 - alpha_i)``: the untrusted part 1 - alpha of the label
     plus a floor ``gamma`` (``transfer_floor``) that PIN's soft label gets even for a trusted label (its "dark
     knowledge" about similar classes, as in distillation); gamma = 0 gives the plain ``1 - alpha``.
@@ -26,17 +28,12 @@ TRN (`trn_losses`), with ``alpha`` = TRN confidence and ``s`` = PIN's detached s
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
+from transformers.utils import ModelOutput
 
-if TYPE_CHECKING:  # type hints only: the losses stay plain torch functions
-    from .configuration_poi import POIConfig
-    from .modeling_poi import POIOutput
-
-
-TRANSFER_MODES = ("interpolate", "additive")
+from .configuration_poi import TRANSFER_MODES, POIConfig
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -134,7 +131,7 @@ def trn_losses(
 
     Args:
         logits: (B, C) TRN logits ``z``.
-        confidence: (B,) ``alpha`` in (0, 1), or None-equivalent constant when uncertainty is switched off.
+        confidence: (B,) the label trust ``alpha`` in (0, 1] (`joint_losses` says where it comes from).
         labels: (B,) hard labels.
         pin_soft_labels: (B, C) PIN's soft label ``s`` (detached here), or None to drop the transfer term.
         beta: the transfer weight ``beta(e)`` for this step.
@@ -173,7 +170,7 @@ def label_trust(soft_labels: torch.Tensor, labels: torch.Tensor, sharpness: floa
 
 def joint_losses(
     config: POIConfig,
-    outputs: POIOutput,
+    outputs: ModelOutput,
     labels: torch.Tensor,
     au_prior: torch.Tensor,
     region_aus: torch.Tensor,
@@ -184,7 +181,8 @@ def joint_losses(
 
     Args:
         config: a `POIConfig` (weights and switches).
-        outputs: a `POIOutput` (TRN logits/confidence and PIN member, AU and soft-label outputs).
+        outputs: the `POIOutput` of the batch (TRN ``logits`` and ``confidence``, PIN ``pin_member_logits``,
+            ``pin_au_logits`` and ``pin_soft_labels``).
         labels: (B,) hard (possibly noisy) labels.
         au_prior: (C, A); region_aus: (K, A).
         beta: ``beta(e)`` from `transfer_weight`.
@@ -192,7 +190,8 @@ def joint_losses(
 
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
-        (each with its weight applied, a switched-off term is absent), and detached statistics ``alpha_mean`` and
+        (each with its weight applied, a switched-off term is absent), and detached statistics ``alpha_mean`` (the
+        label trust the TRN loss used), ``confidence_head_mean`` (the TRN uncertainty head's output) and
         ``pin_agreement`` (share of samples whose label is PIN's top class).
     """
     pin = pin_losses(

@@ -1,26 +1,33 @@
 """The joint POI-R model: PIN and TRN side by side for training; the TRN alone is what gets deployed."""
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 from transformers import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, TransformersKwargs
 
 from .configuration_poi import POIConfig
+from .losses import joint_losses
 from .pin import PINForImageClassification
 from .trn import TRNForImageClassification
+from .trn.modeling_trn import check_forward_kwargs, check_labels
 
 
 @dataclass
 class POIOutput(ModelOutput):
     """
     Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): the joint POI-R loss, when ``labels`` are given.
         logits (`torch.FloatTensor` of shape `(B, C)`): TRN logits (the deployed prediction).
-        confidence (`torch.FloatTensor` of shape `(B,)`): TRN label-trust ``alpha``.
+        confidence (`torch.FloatTensor` of shape `(B,)`): output of the TRN's uncertainty head (by default trained
+            to predict PIN's support of the given label, the label trust ``alpha`` the loss uses).
         pin_logits (`torch.FloatTensor` of shape `(B, C)`): log of PIN's soft label.
         pin_soft_labels (`torch.FloatTensor` of shape `(B, C)`): PIN's aggregated soft label ``s``.
         pin_member_logits (`torch.FloatTensor` of shape `(B, K + 1, C)`): PIN region branches, then global branch.
         pin_au_logits (`torch.FloatTensor` of shape `(B, K, A)`): PIN region AU logits.
+        loss_terms (`dict[str, torch.FloatTensor]`, *optional*): with ``labels``, the weighted terms of ``loss`` and
+            the detached statistics that `poi_hf.losses.joint_losses` returns (without the total), for logging.
     """
 
     loss: torch.FloatTensor | None = None
@@ -30,11 +37,13 @@ class POIOutput(ModelOutput):
     pin_soft_labels: torch.FloatTensor | None = None
     pin_member_logits: torch.FloatTensor | None = None
     pin_au_logits: torch.FloatTensor | None = None
+    loss_terms: dict[str, torch.FloatTensor] | None = None
 
 
 class POIModel(PreTrainedModel):
-    """PIN + TRN on the same batch. The loss lives in `poi_hf.losses` / `poi_hf.trainer.POITrainer`, which know
-    the epoch for the transfer ramp; ``forward`` only runs both networks."""
+    """PIN + TRN on the same batch; with ``labels`` also the joint POI-R loss (the pattern of transformers'
+    `VisionEncoderDecoderModel`). The transfer weight ``beta(e)`` depends on the epoch, so the caller passes it
+    (`poi_hf.trainer.POITrainer` does, from its state)."""
 
     config: POIConfig
     config_class = POIConfig
@@ -54,15 +63,33 @@ class POIModel(PreTrainedModel):
         self.trn = trn if trn is not None else TRNForImageClassification(config.trn_config)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, landmarks: torch.Tensor | None = None, **kwargs) -> POIOutput:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        landmarks: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        soft_labels: torch.Tensor | None = None,
+        beta: float | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> POIOutput | tuple:
         """
         Args:
             pixel_values: (B, 3, H, W).
             landmarks: (B, 5, 2) in [0, 1]; ignored when ``config.use_landmarks`` is off (template ablation).
+            labels: (B,) hard (possibly noisy) class indices; when given, ``loss`` and ``loss_terms`` are computed.
+            soft_labels: (B, C) the dataset's annotation distribution (e.g. FERPlus votes), used instead of
+                ``labels`` as the CE target; not PIN's soft label.
+            beta: the transfer weight ``beta(e)`` of this step (`poi_hf.losses.transfer_weight`); default
+                ``config.transfer_beta``, its value once the ramp is over.
+            return_dict: return a `POIOutput` (default: ``config.return_dict``) or a tuple.
+            kwargs: transformers' common forward arguments (e.g. the Trainer's ``num_items_in_batch``), accepted and
+                unused; any other name (e.g. ``landmark=``) raises a `TypeError`.
         """
+        check_forward_kwargs(self, kwargs)
         pin = self.pin(pixel_values, landmarks=landmarks if self.config.use_landmarks else None)
         trn = self.trn(pixel_values)
-        return POIOutput(
+        output = POIOutput(
             logits=trn.logits,
             confidence=trn.confidence,
             pin_logits=pin.logits,
@@ -70,6 +97,22 @@ class POIModel(PreTrainedModel):
             pin_member_logits=torch.cat([pin.region_logits, pin.global_logits.unsqueeze(1)], dim=1),
             pin_au_logits=pin.au_logits,
         )
+        if labels is not None:
+            check_labels(labels, self.config.num_labels)
+            # The loss math stays float32 under bf16/fp16 autocast (the Trainer's mixed precision wraps forward).
+            with torch.autocast(pixel_values.device.type, enabled=False):
+                terms = joint_losses(
+                    self.config,
+                    output,
+                    labels,
+                    self.pin.priors.au_prior,
+                    self.pin.priors.region_aus,
+                    self.config.transfer_beta if beta is None else beta,
+                    soft_labels,
+                )
+            output = POIOutput(loss=terms.pop("loss"), loss_terms=terms, **output)  # fields in declared order
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = ["POIModel", "POIOutput"]

@@ -18,7 +18,7 @@ from .baselines import BaselineSettings, baseline_losses, scn_relabel
 from .cpu import cpu_has_native_bf16
 from .data import class_balanced_sampler
 from .hub import export_submodel, model_card
-from .losses import joint_losses, transfer_weight
+from .losses import transfer_weight
 from .metrics import classification_metrics
 
 logger = logging.getLogger(__name__)
@@ -129,9 +129,10 @@ class POITrainingArguments(TrainingArguments):
 class POITrainer(Trainer):
     """Trains a `POIModel` (PIN + TRN).
 
-    ``compute_loss`` returns the per-batch mean of the joint loss, so the Trainer divides it by the gradient
-    accumulation steps itself (``loss_is_scaled_for_ga = False``). ``beta(e)`` reads the fractional epoch from the
-    trainer state, which a resumed run restores.
+    ``compute_loss`` passes the batch and ``beta(e)`` to the model, which returns the joint loss and its terms
+    (logged as their means over each logging interval). The loss is a per-batch mean, so the Trainer divides it by
+    the gradient accumulation steps itself (``loss_is_scaled_for_ga = False``). ``beta(e)`` reads the fractional epoch
+    from the trainer state, which a resumed run restores.
 
     Args:
         balanced_sampling: draw training samples with class-balanced weights (AffectNet's imbalance).
@@ -167,22 +168,20 @@ class POITrainer(Trainer):
         return {"beta": round(self.current_beta(), 5)}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(pixel_values=inputs["pixel_values"], landmarks=inputs.get("landmarks"))
-        unwrapped = self.accelerator.unwrap_model(model)
-        terms = joint_losses(
-            unwrapped.config,
-            outputs,
-            inputs["labels"],
-            unwrapped.pin.priors.au_prior,
-            unwrapped.pin.priors.region_aus,
-            self.current_beta(),
-            inputs.get("soft_labels"),
+        # The model computes the joint loss; beta(e) depends on the epoch, which only the trainer knows. Evaluation
+        # columns of the batch (clean_labels, true_distribution, sample_index) are no model inputs.
+        outputs = model(
+            pixel_values=inputs["pixel_values"],
+            landmarks=inputs.get("landmarks"),
+            labels=inputs["labels"],
+            soft_labels=inputs.get("soft_labels"),
+            beta=self.current_beta(),
         )
         if model.training:
-            for name, value in terms.items():
+            for name, value in outputs.loss_terms.items():
                 self._term_sums[name] = self._term_sums.get(name, 0.0) + value.detach()
             self._term_steps += 1
-        return (terms["loss"], outputs) if return_outputs else terms["loss"]
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._term_steps:  # a training log: add the mean of every term since the last one

@@ -10,15 +10,17 @@ Pipeline (B batch, C classes, K regions, A AUs, S crop side):
    ``w_k,c`` = prior relevance of member k for emotion c (from ``P`` and ``G``) x confidence of k (1 - entropy).
 """
 
+import inspect
 import math
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoBackbone, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 
 from .configuration_pin import PINConfig
 
@@ -97,6 +99,20 @@ def check_labels(labels: torch.Tensor, num_labels: int) -> None:
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
         bad = labels[(labels < 0) | (labels >= num_labels)].unique().tolist()
         raise ValueError(f"labels {bad} are outside the {num_labels} classes [0, {num_labels - 1}].")
+
+
+# Copied from poi_hf.trn.modeling_trn.check_forward_kwargs
+def check_forward_kwargs(model: nn.Module, kwargs: dict) -> None:
+    """Raise a `TypeError` for a keyword argument that ``model.forward`` neither names nor takes from transformers'
+    common forward arguments (`TransformersKwargs`, e.g. the Trainer's ``num_items_in_batch``; accepted and unused),
+    so that a typo such as ``landmark=`` fails instead of being ignored."""
+    unknown = sorted(set(kwargs) - set(TransformersKwargs.__annotations__))
+    if unknown:
+        named = [name for name in inspect.signature(model.forward).parameters if name != "kwargs"]
+        raise TypeError(
+            f"{type(model).__name__}.forward() got unexpected keyword argument(s) {unknown}; it takes {named} and "
+            f"transformers' {sorted(TransformersKwargs.__annotations__)}."
+        )
 
 
 def region_frames(
@@ -340,18 +356,22 @@ class PINForImageClassification(PINPreTrainedModel):
         landmarks: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> PINOutput | tuple:
         """
         Args:
             pixel_values: (B, 3, H, W) normalised images.
             landmarks: (B, 5, 2) in [0, 1] coordinates of ``pixel_values``; the config's template when omitted.
                 Values outside `LANDMARK_RANGE` (-0.5..1.5) or NaN raise a `ValueError`.
-            labels: (B,) class indices, optional.
+            labels: (B,) class indices, optional; when given, ``loss`` is the mean cross-entropy of all branches.
+            return_dict: return a `PINOutput` (default: ``config.return_dict``) or a tuple.
+            kwargs: transformers' common forward arguments (e.g. the Trainer's ``num_items_in_batch``), accepted and
+                unused; any other name (e.g. ``landmark=``) raises a `TypeError`.
 
         Returns:
             `PINOutput` (see its fields for shapes).
         """
+        check_forward_kwargs(self, kwargs)
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         pixel_values = pixel_values.to(self.dtype)  # e.g. float64 arrays, or a half-precision model
         batch, _, height, width = pixel_values.shape

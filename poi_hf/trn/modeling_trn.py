@@ -1,17 +1,20 @@
 """Target Recognition Network (TRN): backbone -> emotion logits + per-sample label-trust ``confidence``.
 
 The TRN is the model POI-R deploys: it runs on ``pixel_values`` alone, so `pipeline("image-classification")` works.
-During joint training its loss (in `poi_hf.losses`) weighs the hard label by ``confidence`` and PIN's soft label by
-``1 - confidence``; standalone, ``labels`` give a plain cross-entropy.
+During joint training (`poi_hf.losses`) each sample's hard label and PIN's soft label are weighed by a label trust
+``alpha``, by default PIN's support of the given label, which the uncertainty head learns to predict: the deployed
+``confidence``. Standalone, ``labels`` give a plain cross-entropy.
 """
 
+import inspect
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoBackbone, PreTrainedModel
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 
 from .configuration_trn import TRNConfig
 
@@ -24,8 +27,8 @@ class TRNOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy on ``labels`` when they are given.
         logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits.
-        confidence (`torch.FloatTensor` of shape `(B,)`): uncertainty-head output in (0, 1); how far the model
-            trusts that the sample's hard label is right (low = ambiguous or likely mislabelled).
+        confidence (`torch.FloatTensor` of shape `(B,)`): uncertainty-head output in (0, 1); an estimate of how far a
+            hard label for such a face can be trusted (low for ambiguous faces).
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): pooled backbone features.
     """
 
@@ -70,13 +73,27 @@ def check_labels(labels: torch.Tensor, num_labels: int) -> None:
         raise ValueError(f"labels {bad} are outside the {num_labels} classes [0, {num_labels - 1}].")
 
 
+def check_forward_kwargs(model: nn.Module, kwargs: dict) -> None:
+    """Raise a `TypeError` for a keyword argument that ``model.forward`` neither names nor takes from transformers'
+    common forward arguments (`TransformersKwargs`, e.g. the Trainer's ``num_items_in_batch``; accepted and unused),
+    so that a typo such as ``landmark=`` fails instead of being ignored."""
+    unknown = sorted(set(kwargs) - set(TransformersKwargs.__annotations__))
+    if unknown:
+        named = [name for name in inspect.signature(model.forward).parameters if name != "kwargs"]
+        raise TypeError(
+            f"{type(model).__name__}.forward() got unexpected keyword argument(s) {unknown}; it takes {named} and "
+            f"transformers' {sorted(TransformersKwargs.__annotations__)}."
+        )
+
+
 class TRNPreTrainedModel(PreTrainedModel):
     config: TRNConfig
     config_class = TRNConfig
     base_model_prefix = "trn"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    # Joint training divides the loss itself; the Trainer must not rescale it for gradient accumulation.
+    # The loss is a per-batch mean: the Trainer passes no num_items_in_batch and divides the loss by the gradient
+    # accumulation steps itself.
     accepts_loss_kwargs = False
 
 
@@ -101,17 +118,21 @@ class TRNForImageClassification(TRNPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> TRNOutput | tuple:
         """
         Args:
             pixel_values: (B, 3, H, W) normalised images.
             labels: (B,) class indices, optional.
+            return_dict: return a `TRNOutput` (default: ``config.return_dict``) or a tuple.
+            kwargs: transformers' common forward arguments (e.g. the Trainer's ``num_items_in_batch``), accepted and
+                unused; any other name raises a `TypeError`.
 
         Returns:
             `TRNOutput` with ``logits`` (B, C), ``confidence`` (B,), ``pooler_output`` (B, D), ``loss`` when
             ``labels`` are given.
         """
+        check_forward_kwargs(self, kwargs)
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         pixel_values = pixel_values.to(self.dtype)  # e.g. float64 arrays, or a half-precision model
         feature_map = self.backbone(pixel_values).feature_maps[-1]
