@@ -62,8 +62,11 @@ def analyse(run: Path) -> dict:
     pin = PINForImageClassification.from_pretrained(run / "pin").eval()
     trn = TRNForImageClassification.from_pretrained(run / "trn").eval()
     report: dict = {"run": str(run)}
+    # the run's own precision, so the numbers match those it recorded (bf16 is the default on CPUs with AMX)
+    bf16 = json.loads((run / "metrics.json").read_text())["hyperparameters"].get("bf16", False)
     for split, data in load_run_data(run).items():  # test first: it picks the best member
-        output = pin(data["pixel_values"], landmarks=data["landmarks"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            output = pin(data["pixel_values"], landmarks=data["landmarks"])
         members = torch.cat([output.region_logits, output.global_logits[:, None]], dim=1).float()
         if split == "test":
             accuracy = (members.argmax(-1) == data["clean_labels"][:, None]).float().mean(0)
@@ -71,9 +74,9 @@ def analyse(run: Path) -> dict:
             member_names = [*pin.config.region_names, "global"]
             report["member_accuracy"] = dict(zip(member_names, accuracy.tolist()))
             report["best_member"] = member_names[best_member]
-            report["trn_accuracy"] = float(
-                (trn(data["pixel_values"]).logits.argmax(-1) == data["clean_labels"]).float().mean()
-            )
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                trn_logits = trn(data["pixel_values"]).logits
+            report["trn_accuracy"] = float((trn_logits.argmax(-1) == data["clean_labels"]).float().mean())
         probs = F.softmax(members / pin.config.temperature, dim=-1)
         candidates = {
             "pin soft label": output.soft_labels,

@@ -9,11 +9,13 @@
   output uniform, CE -> ln C, and the logits stop learning), so the first ``scn_warmup_epochs`` use plain CE;
 - ``kd``: knowledge distillation from a plain CE-trained teacher (Hinton et al., 2015), to separate "any teacher"
   from "PIN's prior".
+
+`poi_hf.trainer.BaselineLoss` (and `SCNLoss`, which keeps the relabelled labels) trains them with `FERTrainer`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.nn import functional as F
@@ -25,18 +27,24 @@ METHODS = ("poi", "ce", "label_smoothing", "scn", "kd")
 
 @dataclass
 class BaselineSettings:
-    """Hyperparameters of the baselines (SCN's defaults from its paper)."""
+    """Hyperparameters of the baselines (SCN's defaults from its paper); each field is a flag of examples/train.py."""
 
-    method: str = "ce"
-    label_smoothing: float = 0.1
-    scn_rank_margin: float = 0.15
-    scn_high_ratio: float = 0.7
-    scn_rank_weight: float = 1.0
-    scn_relabel_margin: float = 0.2
-    scn_relabel_epoch: float = 4.0
-    scn_warmup_epochs: float = 2.0
-    kd_weight: float = 0.5
-    kd_temperature: float = 2.0
+    method: str = field(default="ce", metadata={"help": f"One of {METHODS[1:]}."})
+    label_smoothing: float = field(default=0.1, metadata={"help": "label_smoothing: eps of the smoothed target."})
+    scn_rank_margin: float = field(
+        default=0.15, metadata={"help": "scn: how far the mean alpha of the high group must exceed the rest's."}
+    )
+    scn_high_ratio: float = field(default=0.7, metadata={"help": "scn: share of each batch in the high-alpha group."})
+    scn_rank_weight: float = field(default=1.0, metadata={"help": "scn: weight of the rank regularisation."})
+    scn_relabel_margin: float = field(
+        default=0.2, metadata={"help": "scn: relabel a sample to the predicted class when p_max - p_label > this."}
+    )
+    scn_relabel_epoch: float = field(default=4.0, metadata={"help": "scn: epoch from which samples are relabelled."})
+    scn_warmup_epochs: float = field(
+        default=2.0, metadata={"help": "scn: epochs of plain CE before the alpha-scaled loss (from scratch)."}
+    )
+    kd_weight: float = field(default=0.5, metadata={"help": "kd: weight of the distillation term (CE gets 1 - it)."})
+    kd_temperature: float = field(default=2.0, metadata={"help": "kd: temperature T of the teacher's soft labels."})
 
     def __post_init__(self):
         if self.method not in METHODS or self.method == "poi":

@@ -1,5 +1,7 @@
-"""POITrainer: `transformers.Trainer` with the POI-R joint loss, the epoch-aware transfer ramp, per-term logging,
-FER metrics, and standalone TRN/PIN exports next to every checkpoint."""
+"""FERTrainer: the `transformers.Trainer` every method trains with (POI-R and the baselines alike). Methods differ by
+their loss object (`POILoss`, `BaselineLoss`, `SCNLoss`), which also holds the method's schedules and per-sample
+state; the trainer logs the loss terms, computes FER metrics, samples class-balanced on request and exports
+standalone TRN (and PIN) checkpoints with model cards next to every checkpoint."""
 
 from __future__ import annotations
 
@@ -11,19 +13,23 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from accelerate.utils import gather
+from datasets import Dataset
+from torch import nn
 from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import ModelOutput
 
 from .baselines import BaselineSettings, baseline_losses, scn_relabel
+from .configuration_poi import POIConfig
 from .cpu import cpu_has_native_bf16
 from .data import class_balanced_sampler
 from .hub import export_submodel, model_card
 from .losses import transfer_weight
 from .metrics import classification_metrics
+from .modeling_poi import POIModel
 
 logger = logging.getLogger(__name__)
-
-SUMMARY_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true", "pin_accuracy")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -57,43 +63,30 @@ def build_compute_metrics(label_names: Sequence[str]) -> Callable[[EvalPredictio
     return compute_metrics
 
 
-def summarize_history(log_history: Sequence[Mapping[str, Any]], last: int = 5) -> dict[str, dict[str, float]]:
-    """Best epoch and mean of the last ``last`` evaluations (the field's convention) for each summary metric."""
-    evaluations = [entry for entry in log_history if "eval_accuracy" in entry]
-    if not evaluations:
-        return {}
-    best = max(evaluations, key=lambda entry: entry["eval_accuracy"])
-    summary = {"best": {"epoch": best.get("epoch", 0.0)}, f"last{last}_mean": {}, f"last{last}_std": {}}
-    for name in SUMMARY_METRICS:
-        key = f"eval_{name}"
-        if key not in best:
-            continue
-        tail = [entry[key] for entry in evaluations[-last:]]
-        summary["best"][name] = best[key]
-        summary[f"last{last}_mean"][name] = float(np.mean(tail))
-        summary[f"last{last}_std"][name] = float(np.std(tail))
-    return summary
+def _default(name: str, default: Any) -> Any:
+    """A `TrainingArguments` field with another default and the same help text."""
+    return field(default=default, metadata={"help": TrainingArguments.__dataclass_fields__[name].metadata["help"]})
 
 
 @dataclass
 class POITrainingArguments(TrainingArguments):
     """TrainingArguments with defaults for image FER (the bare command trains a real model on CPU in minutes)."""
 
-    output_dir: str | None = field(default="outputs/poi-synfer")
-    num_train_epochs: float = field(default=8.0)
-    per_device_train_batch_size: int = field(default=64)
-    per_device_eval_batch_size: int = field(default=128)
-    learning_rate: float = field(default=2e-3)
-    weight_decay: float = field(default=5e-4)
-    lr_scheduler_type: str = field(default="cosine")
-    warmup_steps: float = field(default=0.05)
-    eval_strategy: str = field(default="epoch")
-    save_strategy: str = field(default="epoch")
-    save_total_limit: int | None = field(default=2)
-    logging_steps: float = field(default=10)
-    remove_unused_columns: bool = field(default=False)
-    report_to: str | None = field(default="none")
-    seed: int = field(default=42)
+    output_dir: str | None = _default("output_dir", "outputs/poi-synfer")
+    num_train_epochs: float = _default("num_train_epochs", 8.0)
+    per_device_train_batch_size: int = _default("per_device_train_batch_size", 64)
+    per_device_eval_batch_size: int = _default("per_device_eval_batch_size", 128)
+    learning_rate: float = _default("learning_rate", 2e-3)
+    weight_decay: float = _default("weight_decay", 5e-4)
+    lr_scheduler_type: str = _default("lr_scheduler_type", "cosine")
+    warmup_steps: float = _default("warmup_steps", 0.05)
+    eval_strategy: str = _default("eval_strategy", "epoch")
+    save_strategy: str = _default("save_strategy", "epoch")
+    save_total_limit: int | None = _default("save_total_limit", 2)
+    logging_steps: float = _default("logging_steps", 10)
+    remove_unused_columns: bool = _default("remove_unused_columns", False)
+    report_to: str | None = _default("report_to", "none")
+    seed: int = _default("seed", 42)
 
     bf16: bool | None = field(
         default=None,
@@ -126,15 +119,130 @@ class POITrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-class POITrainer(Trainer):
-    """Trains a `POIModel` (PIN + TRN).
+class FERLoss(nn.Module):
+    """How a method turns a batch into its loss. A module, so that what it holds (e.g. a teacher) moves to the
+    training device with it.
 
-    ``compute_loss`` passes the batch and ``beta(e)`` to the model, which returns the joint loss and its terms
-    (logged as their means over each logging interval). The loss is a per-batch mean, so the Trainer divides it by
-    the gradient accumulation steps itself (``loss_is_scaled_for_ga = False``). ``beta(e)`` reads the fractional epoch
-    from the trainer state, which a resumed run restores.
+    ``forward(model, inputs, epoch)`` returns ``(loss, outputs, terms)``: the loss (a per-batch mean), the model's
+    outputs (the Trainer keeps them as evaluation predictions) and the terms to log (their means over each logging
+    interval); ``epoch`` is the fractional epoch, which a resumed run restores. ``schedule(epoch)`` gives the values
+    of the method's schedules, logged with every training log.
+    """
+
+    def forward(
+        self, model: nn.Module, inputs: Mapping[str, torch.Tensor], epoch: float
+    ) -> tuple[torch.Tensor, ModelOutput, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def schedule(self, epoch: float) -> dict[str, float]:
+        return {}
+
+
+class POILoss(FERLoss):
+    """POI-R's joint loss, which `POIModel.forward` computes from the labels. The transfer weight ``beta(e)`` ramps up
+    with the epoch (`poi_hf.losses.transfer_weight`), which only the trainer knows, so it is a forward argument."""
+
+    def __init__(self, config: POIConfig):
+        super().__init__()
+        self.config = config
+
+    def beta(self, epoch: float) -> float:
+        config = self.config
+        return transfer_weight(epoch, config.transfer_beta, config.transfer_ramp_epochs, config.use_dynamic_transfer)
+
+    def schedule(self, epoch: float) -> dict[str, float]:
+        return {"beta": round(self.beta(epoch), 5)}
+
+    def forward(self, model, inputs, epoch):
+        # Evaluation columns of the batch (clean_labels, true_distribution, sample_index) are no model inputs.
+        outputs = model(
+            pixel_values=inputs["pixel_values"],
+            landmarks=inputs.get("landmarks"),
+            labels=inputs["labels"],
+            soft_labels=inputs.get("soft_labels"),
+            beta=self.beta(epoch),
+        )
+        return outputs.loss, outputs, outputs.loss_terms
+
+
+class BaselineLoss(FERLoss):
+    """A baseline's loss (`poi_hf.baselines.baseline_losses`) on a `TRNForImageClassification`.
 
     Args:
+        settings: which baseline and its hyperparameters.
+        teacher: the frozen CE-trained model whose logits the ``kd`` baseline distils (``kd`` only).
+    """
+
+    def __init__(self, settings: BaselineSettings, teacher: PreTrainedModel | None = None):
+        super().__init__()
+        if settings.method == "kd" and teacher is None:
+            raise ValueError("The kd baseline needs a teacher: a trained TRN (train.py: --teacher_path).")
+        self.settings = settings
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+
+    def targets(self, inputs: Mapping[str, torch.Tensor], outputs: ModelOutput, epoch: float) -> torch.Tensor:
+        """The (B,) labels a training batch learns from."""
+        return inputs["labels"]
+
+    def forward(self, model, inputs, epoch):
+        outputs = model(pixel_values=inputs["pixel_values"])
+        labels = self.targets(inputs, outputs, epoch) if model.training else inputs["labels"]
+        teacher_logits = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(pixel_values=inputs["pixel_values"]).logits
+        warming_up = epoch < self.settings.scn_warmup_epochs
+        terms = baseline_losses(self.settings, outputs.logits, outputs.confidence, labels, teacher_logits, warming_up)
+        terms["alpha_mean"] = outputs.confidence.detach().float().mean()
+        return terms.pop("loss"), outputs, terms
+
+
+class SCNLoss(BaselineLoss):
+    """SCN: its baseline loss on labels it relabels as it trains (`poi_hf.baselines.scn_relabel`, from
+    ``settings.scn_relabel_epoch``). Relabelling changes the training labels for good, so the loss keeps every
+    training sample's current label, looked up by the batch's ``sample_index``: ``train_dataset`` needs an ``index``
+    column of row numbers (`examples/train.py` adds it). Logs the share of relabelled samples as ``relabelled``.
+    """
+
+    def __init__(
+        self, settings: BaselineSettings, train_dataset: Dataset | None, teacher: PreTrainedModel | None = None
+    ):
+        super().__init__(settings, teacher)
+        if train_dataset is None or "index" not in train_dataset.column_names:
+            columns = None if train_dataset is None else train_dataset.column_names
+            raise ValueError(
+                "SCN relabelling needs a training dataset with an 'index' column of row numbers (as examples/train.py "
+                f"adds with add_column('index', range(len(train)))); got columns {columns}."
+            )
+        self.label_table = torch.tensor(list(train_dataset.with_format(None)["label"]), dtype=torch.long)
+        self.original_labels = self.label_table.clone()
+
+    def targets(self, inputs, outputs, epoch):
+        index = inputs["sample_index"]
+        labels = self.label_table.to(inputs["labels"].device)[index]
+        if epoch >= self.settings.scn_relabel_epoch:
+            attended = (outputs.confidence[:, None] * outputs.logits).detach().softmax(-1)
+            relabelled = scn_relabel(attended, labels, self.settings.scn_relabel_margin)
+            # Relabelled samples from every process, so all ranks keep the same table.
+            self.label_table[gather(index).cpu()] = gather(relabelled).cpu()
+        return labels
+
+    def forward(self, model, inputs, epoch):
+        loss, outputs, terms = super().forward(model, inputs, epoch)
+        terms["relabelled"] = (self.label_table != self.original_labels).float().mean()
+        return loss, outputs, terms
+
+
+class FERTrainer(Trainer):
+    """Trains any FER method: ``loss`` (a `FERLoss`) computes each batch's loss; the trainer logs the mean of every
+    term it returns over each logging interval, with the loss's schedules. The loss is a per-batch mean, so the
+    Trainer divides it by the gradient accumulation steps itself (``loss_is_scaled_for_ga = False``).
+
+    Every checkpoint (and `export`) gets standalone exports with model cards: ``trn/``, and ``pin/`` for a
+    `POIModel`.
+
+    Args:
+        loss: the method's loss.
         balanced_sampling: draw training samples with class-balanced weights (AffectNet's imbalance).
         card_info: ``dataset_name``, ``dataset_id``, ``repo_id``, ``hyperparameters`` and ``eval_split`` (the split
             that ``eval_dataset`` is, named in checkpoint cards; default "validation") for the model cards.
@@ -143,10 +251,18 @@ class POITrainer(Trainer):
 
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, balanced_sampling: bool = False, card_info: Mapping[str, Any] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        loss: FERLoss,
+        balanced_sampling: bool = False,
+        card_info: Mapping[str, Any] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         if self.args.channels_last:
             self.model.to(memory_format=torch.channels_last)  # convolutions then keep activations channels_last too
+        self.loss = loss.to(self.args.device)
         self.balanced_sampling = balanced_sampling
         self.card_info = dict(card_info or {})
         self._term_sums: dict[str, torch.Tensor] = {}
@@ -157,38 +273,19 @@ class POITrainer(Trainer):
             return class_balanced_sampler(train_dataset if train_dataset is not None else self.train_dataset)
         return super()._get_train_sampler(train_dataset)
 
-    def current_beta(self) -> float:
-        config = self.accelerator.unwrap_model(self.model).config
-        return transfer_weight(
-            self.state.epoch or 0.0, config.transfer_beta, config.transfer_ramp_epochs, config.use_dynamic_transfer
-        )
-
-    def schedule_logs(self) -> dict[str, float]:
-        """Schedule values logged with every training log."""
-        return {"beta": round(self.current_beta(), 5)}
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # The model computes the joint loss; beta(e) depends on the epoch, which only the trainer knows. Evaluation
-        # columns of the batch (clean_labels, true_distribution, sample_index) are no model inputs.
-        outputs = model(
-            pixel_values=inputs["pixel_values"],
-            landmarks=inputs.get("landmarks"),
-            labels=inputs["labels"],
-            soft_labels=inputs.get("soft_labels"),
-            beta=self.current_beta(),
-        )
+        loss, outputs, terms = self.loss(model, inputs, self.state.epoch or 0.0)
         if model.training:
-            for name, value in outputs.loss_terms.items():
+            for name, value in terms.items():
                 self._term_sums[name] = self._term_sums.get(name, 0.0) + value.detach()
             self._term_steps += 1
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+        return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._term_steps:  # a training log: add the mean of every term since the last one
             for name, total in self._term_sums.items():
-                if name != "loss":
-                    logs[name] = round(float(total) / self._term_steps, 5)
-            logs.update(self.schedule_logs())
+                logs[name] = round(float(total) / self._term_steps, 5)
+            logs.update(self.loss.schedule(self.state.epoch or 0.0))
             self._term_sums, self._term_steps = {}, 0
         super().log(logs, start_time)
 
@@ -203,8 +300,10 @@ class POITrainer(Trainer):
 
     def exported_models(self) -> list[tuple[str, PreTrainedModel, str]]:
         """(folder name, model, its key prefix in the trained model's state dict) of each standalone export."""
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        return [("trn", unwrapped.trn, "trn."), ("pin", unwrapped.pin, "pin.")]
+        model = self.accelerator.unwrap_model(self.model)
+        if isinstance(model, POIModel):
+            return [("trn", model.trn, "trn."), ("pin", model.pin, "pin.")]
+        return [("trn", model, "")]
 
     def export(
         self, output_dir: str | os.PathLike, metrics: Mapping[str, float] | None = None, split: str = "test"
@@ -236,58 +335,34 @@ class POITrainer(Trainer):
             export_submodel(submodel, Path(output_dir) / name, self.processing_class, card, sub_state)
 
 
-class BaselineTrainer(POITrainer):
-    """Trains a `TRNForImageClassification` alone with a baseline loss (`poi_hf.baselines`), with the same data,
-    schedule, logging and exports as POI-R.
+class POITrainer(FERTrainer):
+    """`FERTrainer` with POI-R's loss (`POILoss`), for a `POIModel` (PIN + TRN)."""
+
+    def __init__(self, model: POIModel, args: TrainingArguments | None = None, **kwargs):
+        super().__init__(model, args, loss=POILoss(model.config), **kwargs)
+
+
+class BaselineTrainer(FERTrainer):
+    """`FERTrainer` with a baseline's loss, for a `TRNForImageClassification`: `SCNLoss` for ``scn`` (``train_dataset``
+    then needs an ``index`` column), else `BaselineLoss`.
 
     Args:
         baseline: which baseline and its hyperparameters.
         teacher: the frozen CE-trained model whose logits the ``kd`` baseline distils.
-        SCN relabelling needs a ``sample_index`` in every training batch (``examples/train.py`` adds it).
     """
 
-    def __init__(self, *args, baseline: BaselineSettings, teacher: PreTrainedModel | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.baseline = baseline
-        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False) if teacher is not None else None
-        self.label_table = None
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        args: TrainingArguments | None = None,
+        *,
+        baseline: BaselineSettings,
+        teacher: PreTrainedModel | None = None,
+        train_dataset: Dataset | None = None,
+        **kwargs,
+    ):
         if baseline.method == "scn":
-            # SCN's relabelling changes the training labels for good: keep every sample's current label here.
-            self.label_table = torch.tensor(list(self.train_dataset.with_format(None)["label"]), dtype=torch.long)
-            self.original_labels = self.label_table.clone()
-
-    def exported_models(self) -> list[tuple[str, PreTrainedModel, str]]:
-        return [("trn", self.accelerator.unwrap_model(self.model), "")]
-
-    def schedule_logs(self) -> dict[str, float]:
-        return {}
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(pixel_values=inputs["pixel_values"])
-        labels = inputs["labels"]
-        relabel = self.label_table is not None and model.training
-        if relabel:
-            index = inputs["sample_index"]
-            labels = self.label_table.to(labels.device)[index]
-            if (self.state.epoch or 0.0) >= self.baseline.scn_relabel_epoch:
-                attended = (outputs.confidence[:, None] * outputs.logits).detach().softmax(-1)
-                self._update_labels(index, scn_relabel(attended, labels, self.baseline.scn_relabel_margin))
-        teacher_logits = None
-        if self.teacher is not None:
-            with torch.no_grad():
-                teacher_logits = self.teacher(pixel_values=inputs["pixel_values"]).logits
-        warming_up = (self.state.epoch or 0.0) < self.baseline.scn_warmup_epochs
-        terms = baseline_losses(self.baseline, outputs.logits, outputs.confidence, labels, teacher_logits, warming_up)
-        if model.training:
-            terms["alpha_mean"] = outputs.confidence.detach().float().mean()
-            if relabel:
-                terms["relabelled"] = (self.label_table != self.original_labels).float().mean()
-            for name, value in terms.items():
-                self._term_sums[name] = self._term_sums.get(name, 0.0) + value.detach()
-            self._term_steps += 1
-        return (terms["loss"], outputs) if return_outputs else terms["loss"]
-
-    def _update_labels(self, index: torch.Tensor, labels: torch.Tensor) -> None:
-        """Store relabelled samples from every process, so all ranks keep the same label table."""
-        index, labels = self.accelerator.gather(index).cpu(), self.accelerator.gather(labels).cpu()
-        self.label_table[index] = labels
+            loss = SCNLoss(baseline, train_dataset, teacher)
+        else:
+            loss = BaselineLoss(baseline, teacher)
+        super().__init__(model, args, train_dataset=train_dataset, loss=loss, **kwargs)

@@ -7,7 +7,8 @@ import torch
 
 from poi_hf.baselines import BaselineSettings, baseline_losses, scn_relabel
 from poi_hf.metrics import auroc
-from tiny_run import tiny_synfer, tiny_trainer
+from poi_hf.trainer import SCNLoss
+from tiny_run import tiny_baseline_trainer, tiny_synfer
 
 LN3 = math.log(3.0)
 LOGITS = torch.tensor([[0.0, LN3]])  # softmax = [0.25, 0.75]
@@ -77,22 +78,22 @@ def test_auroc_by_hand():
 
 def test_scn_trainer_relabels_training_samples(tmp_path):
     """With relabelling from the first step and margin -1 (always true) every seen sample takes the predicted class,
-    in the trainer's label table that later batches read."""
-    from poi_hf import TRNForImageClassification
-    from poi_hf.presets import tiny_trn_config
-    from poi_hf.trainer import BaselineTrainer
-
+    in the SCN loss's label table that later batches read."""
     dataset = tiny_synfer(tmp_path / "synfer", num_train=32, num_eval=8)
-    base = tiny_trainer(tmp_path / "run", dataset, num_train_epochs=1, save_strategy="no")
-    trainer = BaselineTrainer(
-        model=TRNForImageClassification(tiny_trn_config()),
-        args=base.args,
-        train_dataset=dataset["train"],
-        data_collator=base.data_collator,
-        processing_class=base.processing_class,
-        baseline=BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, scn_warmup_epochs=0.0),
-    )
-    before = trainer.label_table.clone()
+    settings = BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, scn_warmup_epochs=0.0)
+    trainer = tiny_baseline_trainer(tmp_path / "run", dataset, settings, num_train_epochs=1, save_strategy="no")
+    before = trainer.loss.label_table.clone()
     trainer.train()
-    assert not torch.equal(trainer.label_table, before)
+    assert not torch.equal(trainer.loss.label_table, before)
     assert [entry["relabelled"] for entry in trainer.state.log_history if "relabelled" in entry][-1] > 0
+
+
+def test_scn_needs_row_numbers_and_kd_a_teacher(tmp_path, synfer_cache):
+    dataset = tiny_synfer(synfer_cache, num_train=16, num_eval=8)
+    dataset["train"] = dataset["train"].remove_columns("index")
+    with pytest.raises(ValueError, match=r"SCN relabelling needs a training dataset with an 'index' column.*got "):
+        tiny_baseline_trainer(tmp_path, dataset, BaselineSettings("scn"))
+    with pytest.raises(ValueError, match=r"needs a training dataset .* got columns None"):
+        SCNLoss(BaselineSettings("scn"), None)
+    with pytest.raises(ValueError, match=r"The kd baseline needs a teacher: a trained TRN \(train.py: --teacher_path"):
+        tiny_baseline_trainer(tmp_path, dataset, BaselineSettings("kd"))

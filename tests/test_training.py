@@ -6,14 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForImageClassification, ResNetBackbone, TrainerCallback, pipeline
+from transformers import AutoModelForImageClassification, HfArgumentParser, ResNetBackbone, TrainerCallback, pipeline
 
+from poi_hf import POIConfig
 from poi_hf.backbones import load_torchvision_resnet, torchvision_to_transformers_key
+from poi_hf.checkpoints import resolve_checkpoint
 from poi_hf.presets import backbone_config
+from poi_hf.trainer import POITrainingArguments
 from test_data_loaders import fer_dir, rafdb  # noqa: F401  (fixtures: published-format datasets)
 from tiny_run import flat_parameters, tiny_model, tiny_synfer, tiny_trainer
 
@@ -52,6 +56,10 @@ def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
     assert "TRN for pipeline" in result.stdout
     for name in (
         "metrics.json",
+        "train_results.json",
+        "test_results.json",
+        "all_results.json",
+        "trainer_state.json",
         "training_curves.png",
         "confusion_matrix.png",
         "trn/model.safetensors",
@@ -66,6 +74,9 @@ def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert {"accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true"} <= set(metrics["test"])
     assert {"best", "last5_mean"} <= set(metrics)
+    test_results = json.loads((output_dir / "test_results.json").read_text())  # the Trainer's save_metrics
+    assert test_results["test_accuracy"] == metrics["test"]["accuracy"]
+    assert json.loads((output_dir / "train_results.json").read_text())["train_runtime"] == metrics["train_runtime_s"]
     card = (output_dir / "trn" / "README.md").read_text()
     assert "model-index" in card and "pipeline_tag: image-classification" in card
 
@@ -174,20 +185,19 @@ def test_latest_resumes_from_the_newest_complete_checkpoint(tmp_path, synfer_cac
     (damaged / "model.safetensors").write_bytes(weights[: len(weights) // 2])
     before = sorted(path.relative_to(output_dir) for path in output_dir.rglob("*"))
 
-    train = _train_module()
-    with caplog.at_level(logging.WARNING, logger="poi_hf.train"):
-        assert train.resolve_checkpoint(output_dir, "latest", "poi") == str(complete)
+    with caplog.at_level(logging.WARNING, logger="poi_hf.checkpoints"):
+        assert resolve_checkpoint(output_dir, "latest", "poi") == str(complete)
     assert f"Skipping {killed}: incomplete (no trainer_state.json, which the Trainer writes last)" in caplog.text
     assert f"Skipping {damaged}: incomplete ({damaged / 'model.safetensors'} is empty, truncated" in caplog.text
     assert f"resuming from {complete}" in caplog.text
     assert sorted(path.relative_to(output_dir) for path in output_dir.rglob("*")) == before
 
     with pytest.raises(ValueError, match=r"checkpoint-6 is incomplete \(no trainer_state.json.*pass an earlier"):
-        train.resolve_checkpoint(output_dir, str(killed), "poi")
+        resolve_checkpoint(output_dir, str(killed), "poi")
     for checkpoint in ("checkpoint-2", "checkpoint-4"):
         (output_dir / checkpoint / "trainer_state.json").unlink()
     with pytest.raises(ValueError, match=r"latest: no complete checkpoint in .*checkpoint-8: .* checkpoint-2: no trai"):
-        train.resolve_checkpoint(output_dir, "latest", "poi")
+        resolve_checkpoint(output_dir, "latest", "poi")
 
 
 def test_overfits_a_few_dozen_images(tmp_path, synfer_cache):
@@ -291,6 +301,19 @@ def test_backbone_weight_errors(tmp_path):
         torchvision_to_transformers_key("layer2.0.downsample.1.running_mean")
         == "encoder.stages.1.layers.0.shortcut.normalization.running_mean"
     )
+
+
+def test_every_flag_has_help_and_the_poi_flags_are_the_config_settings():
+    train = _train_module()
+    parser = HfArgumentParser(
+        (train.MethodArguments, train.ModelArguments, train.DataArguments, train.POIArguments, POITrainingArguments)
+    )
+    assert [action.option_strings for action in parser._actions if not action.help] == []
+    # POIArguments is written out with help; its defaults must stay POIConfig's.
+    settings = {f.name: f.default for f in fields(POIConfig) if f.name in vars(POIConfig)["__annotations__"]}
+    flags = {f.name: f.default for f in fields(train.POIArguments)}
+    assert flags.pop("use_au_prior") == settings.pop("use_au_loss")  # the AU prior switches PIN's prior and AU loss
+    assert flags == {name: value for name, value in settings.items() if name not in ("pin_config", "trn_config")}
 
 
 def _train_module():

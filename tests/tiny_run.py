@@ -1,15 +1,16 @@
-"""A tiny real POI-R training setup (SynFER data, tiny PIN + TRN, POITrainer) shared by the training tests and the
-DDP worker script."""
+"""A tiny real training setup (SynFER data, tiny PIN + TRN with POITrainer, or the tiny TRN with BaselineTrainer)
+shared by the training tests and the DDP worker script."""
 
 from __future__ import annotations
 
 import torch
 from transformers import set_seed
 
-from poi_hf import POIConfig, POIImageProcessor, POIModel
+from poi_hf import POIConfig, POIImageProcessor, POIModel, TRNForImageClassification
+from poi_hf.baselines import BaselineSettings
 from poi_hf.data import load_fer_dataset, poi_collate, set_fer_transforms
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
-from poi_hf.trainer import POITrainer, POITrainingArguments, build_compute_metrics
+from poi_hf.trainer import BaselineTrainer, POITrainer, POITrainingArguments, build_compute_metrics
 
 IMAGE_SIZE = 48
 
@@ -36,7 +37,8 @@ def tiny_model(seed: int = 0, **poi_settings) -> POIModel:
     return POIModel(POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), **poi_settings))
 
 
-def tiny_trainer(output_dir, dataset, model=None, callbacks=(), **overrides) -> POITrainer:
+def tiny_trainer_inputs(output_dir, dataset, **overrides) -> dict:
+    """Everything but the model (and the method) that the tiny trainers share; ``overrides`` go to the arguments."""
     settings = dict(
         output_dir=str(output_dir),
         num_train_epochs=2,
@@ -55,16 +57,29 @@ def tiny_trainer(output_dir, dataset, model=None, callbacks=(), **overrides) -> 
     )
     settings.update(overrides)
     args = POITrainingArguments(**settings)
-    return POITrainer(
-        model=model if model is not None else tiny_model(),
+    return dict(
         args=args,
         train_dataset=dataset["train"],
         eval_dataset=dataset["validation"],
         data_collator=poi_collate,
         processing_class=POIImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
         compute_metrics=build_compute_metrics(args.label_names),
-        callbacks=list(callbacks),
     )
+
+
+def tiny_trainer(output_dir, dataset, model=None, callbacks=(), **overrides) -> POITrainer:
+    model = model if model is not None else tiny_model()
+    return POITrainer(model=model, callbacks=list(callbacks), **tiny_trainer_inputs(output_dir, dataset, **overrides))
+
+
+def tiny_baseline_trainer(
+    output_dir, dataset, settings: BaselineSettings, teacher=None, **overrides
+) -> BaselineTrainer:
+    """A baseline on the tiny TRN (seeded weights), set up as `tiny_trainer`."""
+    torch.manual_seed(0)
+    model = TRNForImageClassification(tiny_trn_config())
+    inputs = tiny_trainer_inputs(output_dir, dataset, **overrides)
+    return BaselineTrainer(model=model, baseline=settings, teacher=teacher, **inputs)
 
 
 def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
