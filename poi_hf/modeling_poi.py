@@ -43,7 +43,7 @@ class POIOutput(ModelOutput):
 class POIModel(PreTrainedModel):
     """PIN + TRN on the same batch; with ``labels`` also the joint POI-R loss (the pattern of transformers'
     `VisionEncoderDecoderModel`). The transfer weight ``beta(e)`` depends on the epoch, so the caller passes it
-    (`poi_hf.trainer.POITrainer` does, from its state)."""
+    (`poi_hf.trainer.POILoss` does, from the trainer's state)."""
 
     config: POIConfig
     config_class = POIConfig
