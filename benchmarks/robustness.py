@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("ce", "label_smoothing", "scn", "kd", "poi")  # kd distils the ce run of the same setting and seed
+# kd distils the ce run of the same setting and seed; rul and eac run with their papers' defaults (BaselineSettings)
+METHODS = ("ce", "label_smoothing", "scn", "kd", "rul", "eac", "poi")
 ABLATIONS = (
     "use_au_prior",
     "use_mutual_learning",
@@ -38,6 +39,7 @@ ABLATIONS = (
     "use_pin_soft_labels",
     "use_landmarks",
 )
+WEIGHTING_METHODS = ("poi", "scn", "rul")  # methods that train a per-sample weight (their confidence head)
 TEST_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
 
 
@@ -92,14 +94,16 @@ def summarize_run(metrics: dict) -> dict:
         {
             "best_accuracy": metrics.get("best", {}).get("accuracy"),
             "last5_accuracy": metrics.get("last5_mean", {}).get("accuracy"),
-            # alpha = the sample weights of training: POI-R's PIN label trust, SCN's attention; only POI-R and SCN train
-            # their confidence head (the others' is untouched noise)
+            # alpha = the sample weights of training: POI-R's PIN label trust, SCN's attention, RUL's uncertainty
+            # weight; only these methods train their confidence head (the others' is untouched noise)
             "alpha_auroc": analysis.get(
                 "trust_auroc_clean_vs_flipped" if metrics["method"] == "poi" else "alpha_auroc_clean_vs_flipped"
             )
-            if metrics["method"] in ("poi", "scn")
+            if metrics["method"] in WEIGHTING_METHODS
             else None,
-            "head_auroc": analysis.get("alpha_auroc_clean_vs_flipped") if metrics["method"] in ("poi", "scn") else None,
+            "head_auroc": analysis.get("alpha_auroc_clean_vs_flipped")
+            if metrics["method"] in WEIGHTING_METHODS
+            else None,
             "pin_train_accuracy": analysis.get("pin_train_accuracy_clean"),
             "achieved_noise_rate": analysis.get("noise_rate"),
             "train_runtime_s": metrics.get("train_runtime_s"),

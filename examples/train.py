@@ -5,7 +5,8 @@
     accelerate launch --multi_gpu --num_processes 4 examples/train.py ...   # DDP (FSDP: `accelerate config`)
     accelerate launch examples/train.py --output_dir outputs/run --resume_from_checkpoint latest
 
-Every POI component is one flag (``--use_uncertainty False``, ``--use_mutual_learning False``, ...); see
+Every POI component is one flag (``--use_uncertainty False``, ``--use_mutual_learning False``, ...); a baseline is
+``--method ce | label_smoothing | scn | kd | rul | eac`` with its ``--scn_*``, ``--kd_*``, ``--eac_*`` flags; see
 docs/method.md. Writes to ``--output_dir``: checkpoints (each with standalone ``trn/`` and ``pin/``), the final
 ``trn/`` (pipeline-ready) and ``pin/`` exports with model cards, ``metrics.json``, the Trainer's
 ``{train,test,all}_results.json`` and ``trainer_state.json``, ``training_curves.png`` and ``confusion_matrix.png``.
@@ -66,6 +67,7 @@ class MethodArguments(BaselineSettings):
             raise ValueError("--method kd needs --teacher_path, a trained TRN folder.")
         if self.method == "kd":
             check_model_folder(self.teacher_path)
+        self.check_ranges()
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """FERTrainer: the `transformers.Trainer` every method trains with (POI-R and the baselines alike). Methods differ by
-their loss object (`POILoss`, `BaselineLoss`, `SCNLoss`), which also holds the method's schedules and per-sample
-state; the trainer logs the loss terms, computes FER metrics, samples class-balanced on request and exports
-standalone TRN (and PIN) checkpoints with model cards next to every checkpoint."""
+their loss object (`POILoss`, `BaselineLoss`, `SCNLoss`, `RULLoss`, `EACLoss`), which also holds the method's schedules
+and per-sample state; the trainer logs the loss terms, computes FER metrics, samples class-balanced on request and
+exports standalone TRN (and PIN) checkpoints with model cards next to every checkpoint."""
 
 from __future__ import annotations
 
@@ -16,11 +16,20 @@ import torch
 from accelerate.utils import gather
 from datasets import Dataset
 from torch import nn
+from torch.nn import functional as F
 from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import ModelOutput
 
-from .baselines import BaselineSettings, baseline_losses, scn_relabel
+from .baselines import (
+    BaselineSettings,
+    baseline_losses,
+    class_activation_maps,
+    eac_losses,
+    random_erase,
+    rul_losses,
+    scn_relabel,
+)
 from .configuration_poi import POIConfig
 from .cpu import cpu_has_native_bf16
 from .data import class_balanced_sampler
@@ -233,6 +242,49 @@ class SCNLoss(BaselineLoss):
         return loss, outputs, terms
 
 
+class RULLoss(BaselineLoss):
+    """RUL (`poi_hf.baselines.rul_losses`) on a `TRNForImageClassification`: a training batch is paired with a random
+    permutation of itself and trained on the confidence-weighted mixtures (the TRN's confidence head is RUL's
+    uncertainty branch). Evaluation batches are classified as at inference, unmixed, and score plain CE."""
+
+    def forward(self, model, inputs, epoch):
+        outputs = model(pixel_values=inputs["pixel_values"])
+        labels = inputs["labels"]
+        if model.training:
+            partner = torch.randperm(len(labels), device=labels.device)
+            terms = rul_losses(outputs.logits, outputs.confidence, labels, partner)
+        else:
+            terms = {"loss": F.cross_entropy(outputs.logits.float(), labels)}
+        terms["alpha_mean"] = outputs.confidence.detach().float().mean()
+        return terms.pop("loss"), outputs, terms
+
+
+class EACLoss(BaselineLoss):
+    """EAC (`poi_hf.baselines.eac_losses`) on a `TRNForImageClassification`: a training batch is randomly erased
+    (``eac_erase_prob``), and the erased images and their horizontal flips run as one batch of 2B with the last feature
+    map; the class activation maps use the classifier's weight detached, so that the consistency shapes the features
+    rather than shrinking the classifier. Evaluation batches are classified as at inference and score plain CE.
+
+    The weight is read from the unwrapped model (DDP's ``module``) outside its forward, where FSDP holds only a shard
+    of it: EAC is not for FSDP runs.
+    """
+
+    def forward(self, model, inputs, epoch):
+        labels = inputs["labels"]
+        if not model.training:
+            outputs = model(pixel_values=inputs["pixel_values"])
+            return F.cross_entropy(outputs.logits.float(), labels), outputs, {}
+        settings, batch = self.settings, len(labels)
+        area = (settings.eac_erase_area_min, settings.eac_erase_area_max)
+        erased = random_erase(inputs["pixel_values"], settings.eac_erase_prob, area)
+        both = model(pixel_values=torch.cat([erased, erased.flip(-1)]), output_feature_map=True)
+        weight = getattr(model, "module", model).classifier.weight.detach()
+        cams = class_activation_maps(both.feature_map, weight)
+        terms = eac_losses(settings, both.logits[:batch], labels, cams[:batch], cams[batch:])
+        outputs = type(both)(**{name: value[:batch] for name, value in both.items()})  # the erased images' outputs
+        return terms.pop("loss"), outputs, terms
+
+
 class FERTrainer(Trainer):
     """Trains any FER method: ``loss`` (a `FERLoss`) computes each batch's loss; the trainer logs the mean of every
     term it returns over each logging interval, with the loss's schedules. The loss is a per-batch mean, so the
@@ -344,7 +396,7 @@ class POITrainer(FERTrainer):
 
 class BaselineTrainer(FERTrainer):
     """`FERTrainer` with a baseline's loss, for a `TRNForImageClassification`: `SCNLoss` for ``scn`` (``train_dataset``
-    then needs an ``index`` column), else `BaselineLoss`.
+    then needs an ``index`` column), `RULLoss` for ``rul``, `EACLoss` for ``eac``, else `BaselineLoss`.
 
     Args:
         baseline: which baseline and its hyperparameters.
@@ -363,6 +415,10 @@ class BaselineTrainer(FERTrainer):
     ):
         if baseline.method == "scn":
             loss = SCNLoss(baseline, train_dataset, teacher)
+        elif baseline.method == "rul":
+            loss = RULLoss(baseline)
+        elif baseline.method == "eac":
+            loss = EACLoss(baseline)
         else:
             loss = BaselineLoss(baseline, teacher)
         super().__init__(model, args, train_dataset=train_dataset, loss=loss, **kwargs)

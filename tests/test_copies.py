@@ -2,6 +2,7 @@
 folders really are self-contained: their files alone build a default config and model where poi_hf is absent."""
 
 import importlib.util
+import inspect
 import json
 import re
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from poi_hf import PINConfig, PINForImageClassification, TRNConfig, TRNForImageClassification
+from poi_hf import PINConfig, PINForImageClassification, TRNConfig, TRNForImageClassification, TRNPreTrainedModel
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,17 +71,9 @@ def test_checker_reports_and_fixes_an_altered_copy(tmp_path):
     assert run_checker(str(copy)).returncode == 0
 
 
-TRN_BASE = '''\
-# Copied from poi_hf.trn.modeling_trn.TRNPreTrainedModel with TRN->PIN, trn->pin
-class PINPreTrainedModel(PreTrainedModel):
-    config: PINConfig
-    config_class = PINConfig
-    base_model_prefix = "pin"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
-    # Joint training divides the loss itself; the Trainer must not rescale it for gradient accumulation.
-    accepts_loss_kwargs = False
-'''
+TRN_BASE = "# Copied from poi_hf.trn.modeling_trn.TRNPreTrainedModel with TRN->PIN, trn->pin\n" + inspect.getsource(
+    TRNPreTrainedModel
+).replace("TRN", "PIN").replace("trn", "pin")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from poi_hf.presets import tiny_trn_config
 from poi_hf.trainer import BaselineTrainer
 from tiny_run import tiny_synfer, tiny_trainer
 
-METHODS = ("poi", "ce", "label_smoothing", "scn", "kd")
+METHODS = ("poi", "ce", "label_smoothing", "scn", "kd", "rul", "eac")
 
 
 def method_trainer(method: str, output_dir, dataset):

@@ -41,13 +41,13 @@ def test_robustness_quick(tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["aggregates"]) == {"noise30", "single_annotator"}
     for setting, methods in results["runs"].items():
-        assert set(methods) == {"ce", "label_smoothing", "scn", "kd", "poi"}, setting
+        assert set(methods) == {"ce", "label_smoothing", "scn", "kd", "rul", "eac", "poi"}, setting
         for method, seeds in methods.items():
             row = seeds["seed0"]
             expected = (
                 RUN_FIELDS
                 - ({"pin_train_accuracy"} if method != "poi" else set())
-                - ({"alpha_auroc"} if method not in ("poi", "scn") else set())
+                - ({"alpha_auroc"} if method not in ("poi", "scn", "rul") else set())
             )
             missing = {name for name in expected if row.get(name) is None}
             assert not missing, (setting, method, missing)

@@ -49,7 +49,7 @@ class TRNConfig(PreTrainedConfig):
     """
 
     model_type = "poi_trn"
-    keys_to_ignore_at_inference = ["pooler_output"]
+    keys_to_ignore_at_inference = ["pooler_output", "feature_map"]
     sub_configs_defaults = {
         "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet", init_kwargs=RESNET18_KWARGS),
     }

@@ -30,12 +30,15 @@ class TRNOutput(ModelOutput):
         confidence (`torch.FloatTensor` of shape `(B,)`): uncertainty-head output in (0, 1); an estimate of how far a
             hard label for such a face can be trusted (low for ambiguous faces).
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): pooled backbone features.
+        feature_map (`torch.FloatTensor` of shape `(B, D, h, w)`, *optional*): the backbone's last feature map, whose
+            spatial mean is ``pooler_output``; only with ``output_feature_map=True`` (class activation maps, EAC).
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     confidence: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    feature_map: torch.FloatTensor | None = None
 
 
 def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, image_size: int) -> None:
@@ -117,6 +120,7 @@ class TRNForImageClassification(TRNPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
+        output_feature_map: bool = False,
         return_dict: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> TRNOutput | tuple:
@@ -124,13 +128,16 @@ class TRNForImageClassification(TRNPreTrainedModel):
         Args:
             pixel_values: (B, 3, H, W) normalised images.
             labels: (B,) class indices, optional.
+            output_feature_map: also return the last feature map (``feature_map``). The classifier is linear on its
+                spatial mean, so ``classifier.weight @ feature_map`` at each position is the class activation map
+                whose mean plus ``classifier.bias`` is ``logits`` (without dropout).
             return_dict: return a `TRNOutput` (default: ``config.return_dict``) or a tuple.
             kwargs: transformers' common forward arguments (e.g. the Trainer's ``num_items_in_batch``), accepted and
                 unused; any other name raises a `TypeError`.
 
         Returns:
             `TRNOutput` with ``logits`` (B, C), ``confidence`` (B,), ``pooler_output`` (B, D), ``loss`` when
-            ``labels`` are given.
+            ``labels`` are given, ``feature_map`` (B, D, h, w) when ``output_feature_map``.
         """
         check_forward_kwargs(self, kwargs)
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
@@ -145,7 +152,13 @@ class TRNForImageClassification(TRNPreTrainedModel):
             check_labels(labels, self.config.num_labels)
             loss = F.cross_entropy(logits, labels)
 
-        output = TRNOutput(loss=loss, logits=logits, confidence=confidence, pooler_output=pooled)
+        output = TRNOutput(
+            loss=loss,
+            logits=logits,
+            confidence=confidence,
+            pooler_output=pooled,
+            feature_map=feature_map if output_feature_map else None,
+        )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
 
