@@ -30,9 +30,7 @@ CARD_TEMPLATE = """
 
 {summary}
 
-- **Method**: POI-R, a documented reconstruction of "Prior-based Objective Inference Mining Potential Uncertainty
-  for Facial Expression Recognition" (Liu et al., arXiv 2411.13024), trained with poi_hf {version}. The package's
-  `docs/method.md` lists every choice the paper's abstract does not fix.
+- **Method**: {method_line}
 - **Classes** (in output order): {classes}
 - **Input**: {image_size}x{image_size} RGB face crops, aligned like the training data (the image processor converts
   grayscale/RGBA to RGB and resizes).
@@ -70,6 +68,17 @@ pin = AutoModelForImageClassification.from_pretrained("{repo_id}")
 inputs = processor(Image.open("face.jpg"), return_tensors="pt")  # an aligned face crop
 out = pin(**inputs)  # landmarks=(B, 5, 2) in [0, 1] of the crop place the regions; default: the template
 out.soft_labels, out.region_contributions  # (B, C) distribution, (B, K + 1, C) share of each region"""
+
+
+POI_METHOD = """POI-R, a documented reconstruction of "Prior-based Objective Inference Mining Potential Uncertainty
+  for Facial Expression Recognition" (Liu et al., arXiv 2411.13024), trained with poi_hf {version}. The package's
+  `docs/method.md` lists every choice the paper's abstract does not fix."""
+
+BASELINE_METHOD = """the `{method}` baseline of poi_hf on POI-R's TRN architecture (not POI-R's joint PIN + TRN
+  training), trained with poi_hf {version}; the package's `docs/method.md` describes it."""
+
+TRAINED_CONFIDENCE = ("poi", "scn", "rul")
+"""Methods whose training sets the TRN's confidence head (the others leave it at its random start)."""
 
 
 def metrics_table(metrics: Mapping[str, float]) -> str:
@@ -128,9 +137,18 @@ def model_card(
         model_name=repo_id,
         eval_results=eval_results or None,
     )
+    method = dict(hyperparameters or {}).get("method", "poi")
+    if not is_trn or method == "poi":
+        method_line = POI_METHOD.format(version=__version__)
+    else:
+        method_line = BASELINE_METHOD.format(method=method, version=__version__)
+    confidence = (
+        "Besides `logits` it returns `confidence`, its trust in a sample's label (low for ambiguous faces)."
+        if method in TRAINED_CONFIDENCE
+        else f"Its `confidence` output is not trained by the `{method}` baseline: ignore it."
+    )
     summary = (
-        "Target Recognition Network (TRN) of POI-R: the deployed facial expression classifier. Besides `logits` it "
-        "returns `confidence`, its trust in a sample's label (low for ambiguous faces)."
+        f"Target Recognition Network (TRN) of POI-R: the deployed facial expression classifier. {confidence}"
         if is_trn
         else "Prior Inference Network (PIN) of POI-R: facial-region branches guided by an AU-emotion prior, "
         "aggregated into an emotion distribution (`soft_labels`) with per-region contributions."
@@ -150,7 +168,7 @@ def model_card(
     text = CARD_TEMPLATE.format(
         title=f"{'TRN' if is_trn else 'PIN'} — POI-R facial expression recognition",
         summary=summary,
-        version=__version__,
+        method_line=method_line,
         classes=", ".join(config.id2label[i] for i in range(config.num_labels)),
         image_size=config.image_size,
         dataset=dataset_name,

@@ -1,0 +1,75 @@
+"""Configuration of the Target Recognition Network (TRN), the deployed POI-R classifier."""
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+RESNET18_KWARGS = {
+    "layer_type": "basic",
+    "depths": [2, 2, 2, 2],
+    "hidden_sizes": [64, 128, 256, 512],
+    "embedding_size": 64,
+}
+
+# Copied from poi_hf.pin.configuration_pin.CLASS_NAMES
+CLASS_NAMES: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+)
+
+
+def check_backbone_channels(config: PreTrainedConfig) -> None:
+    """Raise a `ValueError` unless ``config.backbone_config`` takes the ``config.num_channels`` input channels."""
+    if config.backbone_config.num_channels != config.num_channels:
+        raise ValueError(
+            f"backbone_config.num_channels={config.backbone_config.num_channels} but {type(config).__name__}."
+            f"num_channels={config.num_channels}; they must agree."
+        )
+
+
+class TRNConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`TRNForImageClassification`]: a backbone, a linear classifier and an uncertainty head.
+
+    Args:
+        backbone_config (`dict` or `PreTrainedConfig`, *optional*):
+            Any transformers backbone config; defaults to a ResNet-18-shaped `ResNetConfig`. Its last stage feeds
+            the heads (``out_features`` is set to the last stage).
+        image_size (`int`, defaults to 112): side of the square face crop the model was trained on.
+        num_channels (`int`, defaults to 3): channels of ``pixel_values``; anything else raises a `ValueError`.
+        classifier_dropout (`float`, defaults to 0.0): dropout before the classifier.
+        uncertainty_hidden_size (`int`, defaults to 128): width of the uncertainty MLP that outputs ``confidence``.
+
+    Class names live in ``id2label`` / ``label2id`` (canonical lowercase emotion names in the training data's order).
+    """
+
+    model_type = "poi_trn"
+    keys_to_ignore_at_inference = ["pooler_output", "feature_map"]
+    sub_configs_defaults = {
+        "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet", init_kwargs=RESNET18_KWARGS),
+    }
+
+    backbone_config: dict | PreTrainedConfig | None = None
+    image_size: int = 112
+    num_channels: int = 3
+    classifier_dropout: float = 0.0
+    uncertainty_hidden_size: int = 128
+
+    def __post_init__(self, **kwargs):
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            # The seven basic emotions (poi_hf.priors.BASIC_CLASS_NAMES), canonical names as in PIN's defaults.
+            self.id2label = dict(enumerate(CLASS_NAMES[:7]))
+        super().__post_init__(**kwargs)
+        if self.label2id is None:
+            self.label2id = {name: index for index, name in self.id2label.items()}
+        last_stage = self.backbone_config.stage_names[-1]
+        self.backbone_config.set_output_features_output_indices(out_features=[last_stage], out_indices=None)
+        check_backbone_channels(self)
+
+
+__all__ = ["TRNConfig"]
