@@ -16,6 +16,7 @@ import torch
 
 from poi_hf import PINConfig, PINForImageClassification, TRNConfig, TRNForImageClassification, TRNPreTrainedModel
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
+from without_poi_hf import HIDE_POI_HF
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKER = REPO / "utils" / "check_copies.py"
@@ -134,25 +135,6 @@ def test_pin_and_trn_configs_check_backbone_channels_alike(config_class):
         config_class(num_channels=1)
 
 
-HIDE_POI_HF = """
-import importlib.abc, json, sys
-
-class HidePoiHf(importlib.abc.MetaPathFinder):
-    # First on the meta path, so neither the editable install's finder nor a sys.path entry can supply poi_hf.
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "poi_hf":
-            raise ModuleNotFoundError(f"{name} is hidden in this test", name=name)
-
-sys.meta_path.insert(0, HidePoiHf())
-try:
-    import poi_hf
-except ImportError:
-    pass
-else:
-    raise SystemExit("poi_hf was importable")
-"""
-
-
 @pytest.mark.parametrize(
     "folder, config_class, model_class",
     [("pin", PINConfig, PINForImageClassification), ("trn", TRNConfig, TRNForImageClassification)],
@@ -166,6 +148,7 @@ def test_model_folder_alone_builds_a_default_config_and_model(tmp_path, folder, 
         shutil.copy(source, package)
     expected = config_class().to_dict()
     script = HIDE_POI_HF + textwrap.dedent(f"""
+        import json
         import torch
         from remote_{folder} import {config_class.__name__}, {model_class.__name__}
 

@@ -20,26 +20,7 @@ from poi_hf.faces import HaarFaceDetector
 from poi_hf.hub import PIN_MODEL_KEY, export_submodel, model_card
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 from test_push_to_hub import PIN_REPO_ID, REPO_ID, FakeHfApi, hub_snapshot, load_push_to_hub
-
-# Runs first in the subprocess: poi_hf is installed in editable mode (a .pth path entry or an import hook, depending
-# on the installer), so taking it off sys.path is not enough; a meta-path finder in front of all others refuses it
-# however it is installed, as a machine without poi_hf would.
-HIDE_POI_HF = """
-import importlib.abc, sys
-
-class HidePoiHf(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "poi_hf":
-            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
-
-sys.meta_path.insert(0, HidePoiHf())
-try:
-    import poi_hf
-except ImportError:
-    pass
-else:
-    raise SystemExit("poi_hf is importable")
-"""
+from without_poi_hf import HIDE_POI_HF
 
 
 @pytest.fixture(scope="module")

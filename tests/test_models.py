@@ -21,6 +21,7 @@ from poi_hf import (
 from poi_hf.pin.modeling_pin import crop_regions, region_frames
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 from poi_hf.priors import CLASS_NAMES, landmark_template
+from without_poi_hf import HIDE_POI_HF
 
 RAFDB_ORDER = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]
 
@@ -143,18 +144,7 @@ def test_remote_code_load_without_poi_hf(trn_dir, tmp_path):
     model = AutoModelForImageClassification.from_pretrained(trn_dir).eval()
     pixels = torch.randn(2, 3, 48, 48)
     torch.save({"pixels": pixels, "logits": model(pixels).logits}, tmp_path / "expected.pt")
-    script = textwrap.dedent(f"""
-        import importlib.abc, sys
-        class HidePoiHf(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "poi_hf":
-                    raise ImportError("poi_hf is hidden in this test")
-        sys.meta_path.insert(0, HidePoiHf())
-        try:
-            import poi_hf
-            raise SystemExit("poi_hf was importable")
-        except ImportError:
-            pass
+    script = HIDE_POI_HF + textwrap.dedent(f"""
         import torch
         from PIL import Image
         from transformers import AutoModelForImageClassification, pipeline
