@@ -35,6 +35,7 @@ from poi_hf.data import (
     check_noise_rate,
     load_fer_dataset,
     poi_collate,
+    processor_transform_settings,
     set_fer_transforms,
 )
 from poi_hf.hub import check_model_folder
@@ -261,12 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # The saved image processor is the one record of evaluation preprocessing; the transforms are built from it.
     processor = image_processor(image_size, CROP_STYLES[data_args.dataset], data_args.dataset in GRAYSCALE_DATASETS)
-    transform = {
-        "image_size": processor.size["height"],
-        "mean": tuple(processor.image_mean),
-        "std": tuple(processor.image_std),
-        "crop_style": processor.crop_style,
-    }
+    transform = processor_transform_settings(processor)
     dataset["train"] = dataset["train"].add_column("index", list(range(len(dataset["train"]))))  # SCN's label table
     augmentation = data_args.augmentation
     if augmentation == "auto":

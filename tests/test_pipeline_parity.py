@@ -18,7 +18,7 @@ from transformers import Pipeline, pipeline
 
 from poi_hf import TRNForImageClassification
 from poi_hf.baselines import BaselineSettings
-from poi_hf.data import load_fer_dataset, set_fer_transforms
+from poi_hf.data import load_fer_dataset, processor_transform_settings, set_fer_transforms
 from poi_hf.faces import Face, FaceDetector
 from poi_hf.pipelines import TASK
 from poi_hf.presets import image_processor, tiny_trn_config
@@ -57,14 +57,7 @@ def train_tiny_trn(dataset: DatasetDict, output_dir: Path, seed: int = 0) -> Pat
     augmentation for SynFER) and save it with that processor. Sets the evaluation transform on ``dataset["test"]``;
     returns the checkpoint folder."""
     processor = image_processor(IMAGE_SIZE, "synfer", grayscale=False)
-    set_fer_transforms(
-        dataset,
-        augmentation="light",
-        image_size=processor.size["height"],
-        mean=tuple(processor.image_mean),
-        std=tuple(processor.image_std),
-        crop_style=processor.crop_style,
-    )
+    set_fer_transforms(dataset, augmentation="light", **processor_transform_settings(processor))
     torch.manual_seed(seed)
     model = TRNForImageClassification(tiny_trn_config(CLASSES))
     settings = dict(num_train_epochs=8, learning_rate=3e-3, per_device_train_batch_size=32, save_strategy="no",

@@ -38,6 +38,7 @@ from .transforms import (
     IMAGENET_STD,
     FEREvalTransform,
     FERTrainTransform,
+    processor_transform_settings,
     set_fer_transforms,
 )
 
@@ -141,5 +142,6 @@ __all__ = [
     "poi_collate",
     "read_label_file",
     "replace_labels",
+    "processor_transform_settings",
     "set_fer_transforms",
 ]

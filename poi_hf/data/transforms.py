@@ -24,7 +24,7 @@ import torch
 from datasets import DatasetDict
 from PIL import Image as PILImage
 
-from ..image_processing_poi import to_8bit
+from ..image_processing_poi import POIImageProcessor, to_8bit
 from ..priors import landmark_template
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -232,6 +232,17 @@ AUGMENTATIONS: dict[str, dict[str, Any]] = {
              "flip_p": 0.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "grayscale_p": 0.0, "erase_p": 0.0},
 }
 """Named training-augmentation strengths for :func:`set_fer_transforms` (``augmentation=``)."""
+
+
+def processor_transform_settings(processor: POIImageProcessor) -> dict[str, Any]:
+    """The transform settings a saved image processor records (``image_size``, ``mean``, ``std``, ``crop_style``), so
+    training and evaluation preprocess as the exported model's processor does."""
+    return {
+        "image_size": processor.size["height"],
+        "mean": tuple(processor.image_mean),
+        "std": tuple(processor.image_std),
+        "crop_style": processor.crop_style,
+    }
 
 
 def set_fer_transforms(
