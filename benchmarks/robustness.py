@@ -8,8 +8,10 @@ a user runs); finished runs are skipped, so an interrupted benchmark continues w
     python benchmarks/robustness.py --dataset fer2013 --data_dir /data/fer2013 --image_size 48 --noise 0.0 0.3 \
         --methods ce kd poi --seeds 0 --epochs 20 --out_dir benchmarks/results/fer2013   # real faces (docs/results.md)
 
-SynFER runs select and report on its test split every epoch (`--eval_on_test`); other datasets select on their
-validation split (FER2013: PublicTest) and report the test split (PrivateTest) once, after training.
+Every dataset is watched on its validation split (SynFER: 500 images with annotated, unflipped labels; FER2013:
+PublicTest), and its test split is scored once, after training; the "best" and "last-5" columns are validation
+accuracies. The error-AUROC columns say how well a method's confidence (and, for comparison, the free max-softmax
+probability) tells its right test predictions from its wrong ones.
 
 Writes into --out_dir: runs/<setting>/<method>/seed<k>/ (each run's output folder), results.json (every run and the
 aggregates), results.md (tables), accuracy_vs_noise.png, alpha_histogram.png.
@@ -40,7 +42,17 @@ ABLATIONS = (
     "use_landmarks",
 )
 WEIGHTING_METHODS = ("poi", "scn", "rul")  # methods that train a per-sample weight (their confidence head)
-TEST_METRICS = ("accuracy", "mean_class_accuracy", "macro_f1", "nll", "ece", "kl_true")
+TEST_METRICS = (
+    "accuracy",
+    "mean_class_accuracy",
+    "macro_f1",
+    "nll",
+    "ece",
+    "kl_true",
+    "confidence_error_auroc",
+    "max_softmax_error_auroc",
+    "confidence_entropy_spearman",
+)
 
 
 def settings(noise_levels: list[float], single_annotator: bool, synfer: bool = True) -> dict[str, list[str]]:
@@ -131,9 +143,10 @@ def fmt(cell: dict | None, scale: float = 1.0, digits: int = 1) -> str:
 def markdown(results: dict) -> str:
     lines = [f"Machine: {results['machine']}. Seeds: {results['seeds']}. Command: `{results['command']}`.", ""]
     lines += [
-        "| setting | method | test acc % | best acc % | last-5 acc % | mean class acc % | macro-F1 % | NLL | ECE % "
-        "| KL(true‖pred) | α AUROC | head AUROC | PIN train acc % |",
-        "|" + "---|" * 13,
+        "| setting | method | test acc % | best val acc % | last-5 val acc % | mean class acc % | macro-F1 % | NLL "
+        "| ECE % | KL(true‖pred) | α AUROC | head AUROC | PIN train acc % | error AUROC: confidence | error AUROC: "
+        "max-softmax | confidence vs true entropy (Spearman) |",
+        "|" + "---|" * 16,
     ]
     for setting, methods in results["aggregates"].items():
         for method, agg in methods.items():
@@ -144,7 +157,9 @@ def markdown(results: dict) -> str:
                 f"| {fmt(agg.get('test_ece'), 100)} "
                 f"| {fmt(agg.get('test_kl_true'), 1, 3)} | {fmt(agg.get('alpha_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('head_auroc'), 1, 3)} "
-                f"| {fmt(agg.get('pin_train_accuracy'), 100)} |"
+                f"| {fmt(agg.get('pin_train_accuracy'), 100)} | {fmt(agg.get('test_confidence_error_auroc'), 1, 3)} "
+                f"| {fmt(agg.get('test_max_softmax_error_auroc'), 1, 3)} "
+                f"| {fmt(agg.get('test_confidence_entropy_spearman'), 1, 2)} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -229,6 +244,7 @@ def main() -> None:
     parser.add_argument("--bf16", default=None, choices=["True", "False"], help="default: train.py's (auto)")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--train_size", type=int, default=2000)
+    parser.add_argument("--validation_size", type=int, default=500, help="SynFER: images that select")
     parser.add_argument("--test_size", type=int, default=1000)
     parser.add_argument("--epochs", type=float, default=12)
     parser.add_argument("--batch_size", type=int, default=64)
@@ -236,6 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.preset, args.train_size, args.test_size, args.epochs, args.seeds = "tiny", 96, 48, 2, args.seeds[:1]
+        args.validation_size = 48
         args.noise, args.batch_size = [0.3], 32
     if args.dataset != "synfer" and not args.data_dir:
         parser.error(f"--dataset {args.dataset} needs --data_dir")
@@ -252,8 +269,8 @@ def main() -> None:
 
     synfer = args.dataset == "synfer"
     if synfer:
-        data_flags = ["--synfer_train", str(args.train_size), "--synfer_validation", "200"]
-        data_flags += ["--synfer_test", str(args.test_size), "--eval_on_test", "True"]
+        data_flags = ["--synfer_train", str(args.train_size), "--synfer_validation", str(args.validation_size)]
+        data_flags += ["--synfer_test", str(args.test_size)]
     else:
         data_flags = ["--dataset", args.dataset, "--data_dir", str(args.data_dir)]
     common = [

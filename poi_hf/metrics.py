@@ -55,6 +55,41 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, true_distribut
     return metrics
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values`` (N,), ties sharing their average rank."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    _, groups, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(groups, weights=ranks) / counts)[groups]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two (N,) arrays; NaN when either is constant."""
+    ranks_a, ranks_b = _ranks(np.asarray(a, dtype=float)), _ranks(np.asarray(b, dtype=float))
+    if ranks_a.std() == 0 or ranks_b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+def uncertainty_metrics(
+    confidence: np.ndarray, probs: np.ndarray, labels: np.ndarray, true_distribution: np.ndarray | None = None
+) -> dict:
+    """How well a per-image ``confidence`` (N,) tells the classifier's right answers from its errors, next to the
+    free baseline, the max softmax probability of ``probs`` (N, C): AUROC of each for "prediction is right" (0.5 =
+    chance). With a known true distribution (N, C), the Spearman correlation of confidence with its entropy (an
+    estimate worth exposing falls on ambiguous faces, i.e. is negative)."""
+    right = probs.argmax(axis=1) == labels
+    metrics = {
+        "confidence_error_auroc": auroc(confidence, right),
+        "max_softmax_error_auroc": auroc(probs.max(axis=1), right),
+    }
+    if true_distribution is not None:
+        entropy = -np.sum(true_distribution * np.log(np.clip(true_distribution, 1e-12, None)), axis=1)
+        metrics["confidence_entropy_spearman"] = spearman(confidence, entropy)
+    return metrics
+
+
 def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` (N,) separating ``positives`` (N,) bool from the rest (Mann-Whitney U,
     ties counted half). NaN when one group is empty."""
@@ -62,9 +97,5 @@ def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
     num_pos, num_neg = positives.sum(), (~positives).sum()
     if num_pos == 0 or num_neg == 0:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    _, groups, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ranks = (np.bincount(groups, weights=ranks) / counts)[groups]  # average rank within ties
+    ranks = _ranks(np.asarray(scores, dtype=float))
     return float((ranks[positives].sum() - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg))

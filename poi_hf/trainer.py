@@ -35,7 +35,7 @@ from .cpu import cpu_has_native_bf16
 from .data import class_balanced_sampler
 from .hub import export_submodel, model_card
 from .losses import transfer_weight
-from .metrics import classification_metrics
+from .metrics import classification_metrics, uncertainty_metrics
 from .modeling_poi import POIModel
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ def build_compute_metrics(label_names: Sequence[str]) -> Callable[[EvalPredictio
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         logits, confidence, *pin = prediction.predictions  # a TRN-only baseline has no PIN output
         labels, true_distribution = evaluation_targets(prediction, label_names)
-        metrics = classification_metrics(softmax(logits), labels, true_distribution)
+        probs = softmax(logits)
+        metrics = classification_metrics(probs, labels, true_distribution)
+        metrics.update(uncertainty_metrics(np.asarray(confidence).reshape(-1), probs, labels, true_distribution))
         if pin:
             pin_metrics = classification_metrics(softmax(pin[0]), labels, true_distribution)
             metrics.update({f"pin_{name}": value for name, value in pin_metrics.items()})

@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from poi_hf.baselines import BaselineSettings, baseline_losses, scn_relabel
-from poi_hf.metrics import auroc
+from poi_hf.metrics import auroc, spearman, uncertainty_metrics
 from poi_hf.trainer import SCNLoss
 from tiny_run import tiny_baseline_trainer, tiny_synfer
 
@@ -74,6 +75,21 @@ def test_auroc_by_hand():
     assert auroc([0.1, 0.9, 0.3, 0.8], [True, True, False, False]) == 0.5
     assert auroc([0.5, 0.5, 0.5], [True, False, False]) == 0.5  # ties count half
     assert math.isnan(auroc([0.1, 0.2], [True, True]))
+
+
+def test_spearman_and_uncertainty_metrics_by_hand():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(np.sqrt(0.9))  # ties take their average rank
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])  # right, wrong, right, wrong
+    flat, peaked = np.full(2, 0.5), np.array([1.0, 0.0])
+    true = np.stack([peaked, flat, peaked, flat])  # the wrong ones are the ambiguous ones
+    metrics = uncertainty_metrics(np.array([0.8, 0.2, 0.7, 0.1]), probs, labels, true)
+    assert metrics["confidence_error_auroc"] == 1.0
+    assert metrics["max_softmax_error_auroc"] == 0.75  # right 0.9, 0.7 vs wrong 0.8, 0.55: one pair of four misordered
+    assert metrics["confidence_entropy_spearman"] == pytest.approx(-np.sqrt(0.8))
 
 
 def test_scn_trainer_relabels_training_samples(tmp_path):
