@@ -135,6 +135,10 @@ class POIArguments:
         default="pin_agreement", metadata={"help": "How alpha is made: pin_agreement | log | rank."}
     )
     trust_sharpness: float = field(default=1.0, metadata={"help": "k of the label trust (s[y] / max s) ** k."})
+    confidence_target: str = field(
+        default="label_trust",
+        metadata={"help": "What the uncertainty head predicts: label_trust | prediction_support (docs/method.md)."},
+    )
     au_loss_weight: float = field(default=0.1, metadata={"help": "Weight of the AU-prior BCE in the PIN loss."})
     mutual_weight: float = field(default=1.0, metadata={"help": "Weight of mutual learning in the PIN loss."})
     pin_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the PIN loss in the joint loss."})

@@ -9,6 +9,7 @@ from .trn import TRNConfig
 # Valid values of the loss settings. `poi_hf.losses` imports them from here: the configuration imports no loss code.
 TRANSFER_MODES = ("interpolate", "additive")
 REGULARIZERS = ("pin_agreement", "log", "rank")
+CONFIDENCE_TARGETS = ("label_trust", "prediction_support")
 
 
 class POIConfig(PreTrainedConfig):
@@ -39,6 +40,11 @@ class POIConfig(PreTrainedConfig):
         trust_sharpness (`float`, defaults to 1.0): exponent ``k`` of the label trust ``(s[y] / max s) ** k`` of
             `"pin_agreement"` (PIN's soft label is tempered and flat; a larger ``k`` takes more weight off the labels
             PIN disagrees with).
+        confidence_target (`str`, defaults to `"label_trust"`): what the uncertainty head learns to predict with
+            `"pin_agreement"`. `"label_trust"`: the sample weight alpha itself (PIN's relative support of the given
+            label); `"prediction_support"`: PIN's probability ``s[argmax z]`` of the TRN's own prediction, so the
+            deployed ``confidence`` falls where the TRN is likely wrong or the face is ambiguous. Either way alpha,
+            and hence the training of the classifier, is the same.
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
         pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.
@@ -67,6 +73,7 @@ class POIConfig(PreTrainedConfig):
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "pin_agreement"
     trust_sharpness: float = 1.0
+    confidence_target: str = "label_trust"
     au_loss_weight: float = 0.1
     mutual_weight: float = 1.0
     pin_loss_weight: float = 1.0
@@ -93,6 +100,10 @@ class POIConfig(PreTrainedConfig):
             raise ValueError(f"transfer_floor is a share in [0, 1], got {self.transfer_floor}.")
         if self.trust_sharpness <= 0:
             raise ValueError(f"trust_sharpness must be positive, got {self.trust_sharpness}.")
+        if self.confidence_target not in CONFIDENCE_TARGETS:
+            raise ValueError(
+                f"confidence_target must be one of {CONFIDENCE_TARGETS}, got {self.confidence_target!r}."
+            )
         if self.uncertainty_regularizer not in REGULARIZERS:
             raise ValueError(
                 f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}."

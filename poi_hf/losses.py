@@ -21,7 +21,8 @@ PIN's support of the label, which the TRN's uncertainty head learns to predict (
     alpha_reg  trains the uncertainty head. Default "pin_agreement": the sample weights are PIN's relative support of
                the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``), and
                the head learns to predict it from the image (BCE), so the deployed ``confidence`` estimates how far
-               a hard label for such a face can be trusted. Ablations: the head's own output as alpha, kept from
+               a hard label for such a face can be trusted; with ``confidence_target="prediction_support"`` the
+               head learns ``s[argmax z]`` instead, PIN's support of the TRN's own prediction. Ablations: the head's own output as alpha, kept from
                collapsing by ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank").
 """
 
@@ -168,6 +169,13 @@ def label_trust(soft_labels: torch.Tensor, labels: torch.Tensor, sharpness: floa
     return (support.gather(1, labels[:, None]).squeeze(1) / support.max(dim=-1).values) ** sharpness
 
 
+def prediction_support(soft_labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """PIN's probability of the TRN's predicted class, ``s[argmax z]``, detached: low where PIN disagrees with the
+    TRN (a likely error) or spreads its mass (an ambiguous face). (B, C), (B, C) -> (B,)."""
+    predicted = logits.detach().argmax(dim=-1, keepdim=True)
+    return soft_labels.detach().float().gather(1, predicted).squeeze(1)
+
+
 def joint_losses(
     config: POIConfig,
     outputs: ModelOutput,
@@ -234,7 +242,10 @@ def joint_losses(
         terms["trn_transfer"] = trn["transfer"]
     if config.use_uncertainty:
         if config.uncertainty_regularizer == "pin_agreement":
-            regularizer = F.binary_cross_entropy(head.clamp(1e-6, 1 - 1e-6), confidence)
+            target = confidence
+            if config.confidence_target == "prediction_support":
+                target = prediction_support(outputs.pin_soft_labels, outputs.logits)
+            regularizer = F.binary_cross_entropy(head.clamp(1e-6, 1 - 1e-6), target)
         else:
             regularizer = uncertainty_regularizer(head, config.uncertainty_regularizer)
         terms["alpha_reg"] = config.uncertainty_weight * regularizer

@@ -11,6 +11,7 @@ from poi_hf.losses import (
     kl_to_target,
     label_trust,
     pin_losses,
+    prediction_support,
     soft_cross_entropy,
     transfer_weight,
     trn_losses,
@@ -171,6 +172,26 @@ def test_pin_agreement_weights_and_head_target(joint_inputs):
     head = _terms(*joint_inputs, uncertainty_regularizer="log")
     assert head["alpha_mean"].item() == pytest.approx(outputs.confidence.mean().item(), rel=1e-6)
     assert head["alpha_reg"].item() == pytest.approx(-outputs.confidence.log().mean().item(), rel=1e-5)
+
+
+def test_prediction_support_by_hand():
+    soft = torch.tensor([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
+    logits = torch.tensor([[0.0, 2.0, 1.0], [0.0, 0.0, 3.0]])  # the TRN predicts classes 1 and 2
+    assert prediction_support(soft, logits).tolist() == pytest.approx([0.3, 0.6])
+
+
+def test_prediction_support_target_changes_the_head_only(joint_inputs):
+    """confidence_target="prediction_support": the head learns PIN's support of the TRN's own prediction; the sample
+    weights, and so every classification term, stay PIN's support of the given label."""
+    model, outputs, labels = joint_inputs
+    trust_target, support_target = _terms(*joint_inputs), _terms(*joint_inputs, confidence_target="prediction_support")
+    for name in set(trust_target) - {"alpha_reg", "loss"}:
+        assert support_target[name].item() == pytest.approx(trust_target[name].item(), rel=1e-6), name
+    support = prediction_support(outputs.pin_soft_labels, outputs.logits)
+    bce = torch.nn.functional.binary_cross_entropy(outputs.confidence, support).item()
+    assert support_target["alpha_reg"].item() == pytest.approx(bce, rel=1e-5)
+    with pytest.raises(ValueError, match="confidence_target must be one of"):
+        POIConfig(pin_config=model.config.pin_config, trn_config=model.config.trn_config, confidence_target="x")
 
 
 def test_uncertainty_off_fixes_alpha(joint_inputs):
