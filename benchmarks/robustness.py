@@ -289,7 +289,7 @@ def main() -> None:
         "True",
         "--logging_steps",
         "20",
-        "--scn_warmup_epochs",
+        "--baseline_warmup_epochs",
         str(args.epochs / 3),
         "--scn_relabel_epoch",
         str(args.epochs * 2 / 3),

@@ -6,7 +6,8 @@
   weight alpha; the loss is CE of the alpha-scaled logits plus SCN's rank regularisation, and after
   ``relabel_epoch`` a sample is relabelled to the predicted class when ``p_max - p_label > relabel_margin``.
   SCN starts from a face-pretrained backbone; from scratch the alpha-scaled CE collapses (alpha -> 0 makes every
-  output uniform, CE -> ln C, and the logits stop learning), so the first ``scn_warmup_epochs`` use plain CE;
+  output uniform, CE -> ln C, and the logits stop learning), so the first ``baseline_warmup_epochs`` use plain CE
+  (RUL and EAC too, for the same reason);
 - ``kd``: knowledge distillation from a plain CE-trained teacher (Hinton et al., 2015), to separate "any teacher"
   from "PIN's prior";
 - ``rul``: Relative Uncertainty Learning (Zhang, Wang & Deng, NeurIPS 2021): each sample is paired with a random
@@ -50,8 +51,12 @@ class BaselineSettings:
         default=0.2, metadata={"help": "scn: relabel a sample to the predicted class when p_max - p_label > this."}
     )
     scn_relabel_epoch: float = field(default=4.0, metadata={"help": "scn: epoch from which samples are relabelled."})
-    scn_warmup_epochs: float = field(
-        default=2.0, metadata={"help": "scn: epochs of plain CE before the alpha-scaled loss (from scratch)."}
+    baseline_warmup_epochs: float = field(
+        default=2.0,
+        metadata={
+            "help": "scn, rul, eac: epochs of plain CE before the method's own loss. Their papers start from "
+            "face-pretrained backbones; from scratch their losses stall at chance (docs/method.md)."
+        },
     )
     kd_weight: float = field(default=0.5, metadata={"help": "kd: weight of the distillation term (CE gets 1 - it)."})
     kd_temperature: float = field(default=2.0, metadata={"help": "kd: temperature T of the teacher's soft labels."})
@@ -107,7 +112,7 @@ def baseline_losses(
         logits: (B, C) TRN logits; confidence: (B,) TRN confidence head (SCN's attention weight alpha).
         labels: (B,) hard labels (for SCN: after relabelling).
         teacher_logits: (B, C) frozen teacher's logits (``kd`` only).
-        warming_up: SCN's plain-CE warm-up (alpha not used yet).
+        warming_up: the plain-CE warm-up of ``baseline_warmup_epochs`` (SCN's alpha not used yet).
     """
     logits, confidence = logits.float(), confidence.float()
     method = settings.method

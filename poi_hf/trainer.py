@@ -191,6 +191,10 @@ class BaselineLoss(FERLoss):
         self.settings = settings
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
 
+    def warming_up(self, epoch: float) -> bool:
+        """True during the plain-CE warm-up that SCN, RUL and EAC need from scratch (``baseline_warmup_epochs``)."""
+        return epoch < self.settings.baseline_warmup_epochs
+
     def targets(self, inputs: Mapping[str, torch.Tensor], outputs: ModelOutput, epoch: float) -> torch.Tensor:
         """The (B,) labels a training batch learns from."""
         return inputs["labels"]
@@ -202,7 +206,7 @@ class BaselineLoss(FERLoss):
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_logits = self.teacher(pixel_values=inputs["pixel_values"]).logits
-        warming_up = epoch < self.settings.scn_warmup_epochs
+        warming_up = self.warming_up(epoch)
         terms = baseline_losses(self.settings, outputs.logits, outputs.confidence, labels, teacher_logits, warming_up)
         terms["alpha_mean"] = outputs.confidence.detach().float().mean()
         return terms.pop("loss"), outputs, terms
@@ -247,12 +251,13 @@ class SCNLoss(BaselineLoss):
 class RULLoss(BaselineLoss):
     """RUL (`poi_hf.baselines.rul_losses`) on a `TRNForImageClassification`: a training batch is paired with a random
     permutation of itself and trained on the confidence-weighted mixtures (the TRN's confidence head is RUL's
-    uncertainty branch). Evaluation batches are classified as at inference, unmixed, and score plain CE."""
+    uncertainty branch). Evaluation batches, and training batches during the warm-up, are classified unmixed and
+    score plain CE."""
 
     def forward(self, model, inputs, epoch):
         outputs = model(pixel_values=inputs["pixel_values"])
         labels = inputs["labels"]
-        if model.training:
+        if model.training and not self.warming_up(epoch):
             partner = torch.randperm(len(labels), device=labels.device)
             terms = rul_losses(outputs.logits, outputs.confidence, labels, partner)
         else:
@@ -265,7 +270,8 @@ class EACLoss(BaselineLoss):
     """EAC (`poi_hf.baselines.eac_losses`) on a `TRNForImageClassification`: a training batch is randomly erased
     (``eac_erase_prob``), and the erased images and their horizontal flips run as one batch of 2B with the last feature
     map; the class activation maps use the classifier's weight detached, so that the consistency shapes the features
-    rather than shrinking the classifier. Evaluation batches are classified as at inference and score plain CE.
+    rather than shrinking the classifier. Evaluation batches, and training batches during the warm-up, are classified
+    as they are and score plain CE.
 
     The weight is read from the unwrapped model (DDP's ``module``) outside its forward, where FSDP holds only a shard
     of it: EAC is not for FSDP runs.
@@ -273,7 +279,7 @@ class EACLoss(BaselineLoss):
 
     def forward(self, model, inputs, epoch):
         labels = inputs["labels"]
-        if not model.training:
+        if not model.training or self.warming_up(epoch):
             outputs = model(pixel_values=inputs["pixel_values"])
             return F.cross_entropy(outputs.logits.float(), labels), outputs, {}
         settings, batch = self.settings, len(labels)

@@ -96,7 +96,7 @@ def test_scn_trainer_relabels_training_samples(tmp_path):
     """With relabelling from the first step and margin -1 (always true) every seen sample takes the predicted class,
     in the SCN loss's label table that later batches read."""
     dataset = tiny_synfer(tmp_path / "synfer", num_train=32, num_eval=8)
-    settings = BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, scn_warmup_epochs=0.0)
+    settings = BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, baseline_warmup_epochs=0.0)
     trainer = tiny_baseline_trainer(tmp_path / "run", dataset, settings, num_train_epochs=1, save_strategy="no")
     before = trainer.loss.label_table.clone()
     trainer.train()

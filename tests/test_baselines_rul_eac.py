@@ -120,8 +120,8 @@ def freeze_batch_norm(model: nn.Module) -> nn.Module:
 def test_eac_loss_runs_the_erased_images_and_their_flips(batch):
     model = freeze_batch_norm(tiny_trn())
     pixel_values, labels = batch["pixel_values"], batch["labels"]
-    loss = EACLoss(BaselineSettings("eac", eac_weight=3.0, eac_erase_prob=0.0))
-    value, outputs, terms = loss(model, batch, 0.0)
+    loss = EACLoss(BaselineSettings("eac", eac_weight=3.0, eac_erase_prob=0.0))  # after the 2-epoch warm-up:
+    value, outputs, terms = loss(model, batch, 2.0)
     plain = model(pixel_values, output_feature_map=True)
     flipped = model(pixel_values.flip(-1), output_feature_map=True)
     weight = model.classifier.weight
@@ -145,7 +145,7 @@ def test_rul_loss_mixes_a_random_permutation_in_training_only(batch):
     model = freeze_batch_norm(tiny_trn())
     loss = RULLoss(BaselineSettings("rul"))
     torch.manual_seed(3)
-    value, _, terms = loss(model, batch, 0.0)
+    value, _, terms = loss(model, batch, 2.0)  # after the 2-epoch warm-up
     torch.manual_seed(3)
     outputs = model(batch["pixel_values"])
     partner = torch.randperm(6)
@@ -154,6 +154,21 @@ def test_rul_loss_mixes_a_random_permutation_in_training_only(batch):
     assert terms["alpha_mean"].item() == pytest.approx(outputs.confidence.mean().item())
     value, outputs, _ = loss(model.eval(), batch, 0.0)
     assert value.item() == pytest.approx(F.cross_entropy(outputs.logits, batch["labels"]).item())
+
+
+@pytest.mark.parametrize("loss_type", [RULLoss, EACLoss])
+def test_rul_and_eac_start_with_plain_ce(batch, loss_type):
+    """From scratch neither loss leaves the initial plateau, so the first baseline_warmup_epochs train plain CE on the
+    batch as it is (no pairs, no erasing, no flips)."""
+    model = freeze_batch_norm(tiny_trn())
+    method = "rul" if loss_type is RULLoss else "eac"
+    loss = loss_type(BaselineSettings(method, baseline_warmup_epochs=1.5))
+    value, outputs, terms = loss(model, batch, 1.4)
+    plain = model(batch["pixel_values"])
+    assert value.item() == pytest.approx(F.cross_entropy(plain.logits, batch["labels"]).item(), rel=1e-6)
+    assert not {"add_up", "consistency"} & set(terms)
+    _, _, terms = loss(model, batch, 1.5)
+    assert {"add_up", "consistency"} & set(terms)
 
 
 def test_baseline_trainer_picks_the_rul_and_eac_losses(tmp_path, synfer_cache):
@@ -217,6 +232,8 @@ def test_train_script_trains_and_exports_a_working_trn(tmp_path, synfer_cache, m
             "--synfer_test",
             "8",
             "--num_train_epochs",
+            "2",
+            "--baseline_warmup_epochs",
             "1",
             "--per_device_train_batch_size",
             "16",

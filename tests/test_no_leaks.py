@@ -26,7 +26,7 @@ def method_trainer(method: str, output_dir, dataset):
         train_dataset=dataset["train"],
         data_collator=poi_collate,
         processing_class=poi.processing_class,
-        baseline=BaselineSettings(method, scn_warmup_epochs=0.0),  # SCN: its ranking loss from the first step
+        baseline=BaselineSettings(method, baseline_warmup_epochs=0.0),  # SCN: its ranking loss from the first step
         teacher=teacher,
     )
 

@@ -82,7 +82,7 @@ def test_exports_follow_the_model(tmp_path, dataset):
 
 
 def test_scn_loss_relabels_the_batch_rows_in_training_only(dataset):
-    settings = BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, scn_warmup_epochs=0.0)
+    settings = BaselineSettings("scn", scn_relabel_epoch=0.0, scn_relabel_margin=-1.0, baseline_warmup_epochs=0.0)
     loss = SCNLoss(settings, dataset["train"])
     model, batch = TRNForImageClassification(tiny_trn_config()), first_batch(dataset)
     loss(model.eval(), batch, 1.0)
