@@ -82,8 +82,10 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         - ``detection_score``, ``landmarks`` (5 ``[x, y]``, image pixels);
         - ``label``, ``score``: the TRN's top class and its probability; ``distribution``: ``{label: probability}``;
         - ``confidence``: the TRN's uncertainty-head output α in (0, 1); ``None`` for a classifier without one;
-        - with a PIN: ``pin_distribution`` and ``regions``: per region (and ``"global"``) its ``contribution`` to PIN's
-          probability of ``label`` (summing to 1) and, for facial regions, its ``polygon`` (4 image-pixel corners).
+        - with a PIN: ``pin_distribution``; ``pin_support``, PIN's probability of ``label`` (where PIN disagrees with
+          the TRN or spreads its mass, the label is more often wrong: docs/method.md has its error AUROC); and
+          ``regions``: per region (and ``"global"``) its ``contribution`` to PIN's probability of ``label`` (summing
+          to 1) and, for facial regions, its ``polygon`` (4 image-pixel corners).
     """
 
     _load_processor = False
@@ -207,7 +209,11 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         ]
         regions.append({"name": "global", "contribution": contributions[-1]})
         pin = model_outputs["pin_probabilities"][index].tolist()
-        return {"pin_distribution": {config.id2label[i]: p for i, p in enumerate(pin)}, "regions": regions}
+        return {
+            "pin_distribution": {config.id2label[i]: p for i, p in enumerate(pin)},
+            "pin_support": pin[label],
+            "regions": regions,
+        }
 
 
 PIPELINE_REGISTRY.register_pipeline(

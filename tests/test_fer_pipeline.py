@@ -76,6 +76,7 @@ def test_every_face_gets_a_distribution_confidence_and_regions(fer, photos):
         assert box["xmin"] < box["xmax"] and box["ymin"] < box["ymax"]
         assert np.array(face["landmarks"]).shape == (5, 2)
         assert sum(face["pin_distribution"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert face["pin_support"] == face["pin_distribution"][face["label"]]
         assert [region["name"] for region in face["regions"]] == [*pin_config.region_names, "global"]
         assert sum(region["contribution"] for region in face["regions"]) == pytest.approx(1.0, abs=1e-5)
         for region in face["regions"][:-1]:  # region boxes land on the face, in image pixels
