@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from poi_hf import PINForImageClassification, TRNForImageClassification
+from poi_hf.baselines import CONFIDENCE_METHODS
 from poi_hf.data import CROP_STYLES, GRAYSCALE_DATASETS
 from poi_hf.hub import export_submodel, model_card
 from poi_hf.presets import image_processor
@@ -42,16 +43,23 @@ def ship(run_dir: Path, output_dir: Path, with_pin: bool = False) -> list[Path]:
     dataset = settings["dataset"]
     processor = image_processor(settings["image_size"], CROP_STYLES[dataset], dataset in GRAYSCALE_DATASETS)
     noise = f"{settings['noise_rate']:.0%} {settings['noise_type']} label noise" if settings["noise_rate"] else "clean labels"
+    head_target = {
+        "prediction_support": "PIN's support of the TRN's own prediction",
+        "label_trust": "PIN's trust in the training label",
+    }[settings.get("confidence_target", "label_trust")]
     confidence = (
-        "POI-R's uncertainty head, trained to predict PIN's trust in the training label (see docs/method.md)."
+        f"POI-R's uncertainty head, trained to predict {head_target} (see docs/method.md)."
         if settings["method"] == "poi"
-        else f"this is a `{settings['method']}` baseline: its uncertainty head is not trained; ignore `confidence`."
+        else f"this is a `{settings['method']}` baseline: its uncertainty head is not trained, and the pipelines "
+        "report no `confidence`."
     )
     written = []
     for name, model_class in (("trn", TRNForImageClassification), ("pin", PINForImageClassification)):
         if name == "pin" and not with_pin:
             continue
         model = model_class.from_pretrained(run_dir / name)
+        if name == "trn":  # runs from before TRNConfig.confidence_trained existed lack it
+            model.config.confidence_trained = settings["method"] in CONFIDENCE_METHODS
         classes = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
         notes = LIMITATIONS.format(
             dataset=dataset, noise=noise, method=settings["method"], preset=settings["preset"], epochs=settings["epochs"],

@@ -24,7 +24,7 @@ from transformers import HfArgumentParser, set_seed
 
 from poi_hf import TRNForImageClassification
 from poi_hf.backbones import load_torchvision_resnet
-from poi_hf.baselines import METHODS, BaselineSettings
+from poi_hf.baselines import CONFIDENCE_METHODS, METHODS, BaselineSettings
 from poi_hf.checkpoints import resolve_checkpoint
 from poi_hf.configuration_poi import POIConfig
 from poi_hf.data import (
@@ -209,7 +209,7 @@ def build_model(
     model_args: ModelArguments, poi_args: POIArguments, method: str, class_names, preset: str, image_size: int
 ) -> POIModel | TRNForImageClassification:
     """POI-R's PIN + TRN, or the TRN alone for a baseline (same backbone, same size)."""
-    trn = trn_config(preset, class_names, image_size=image_size)
+    trn = trn_config(preset, class_names, image_size=image_size, confidence_trained=method in CONFIDENCE_METHODS)
     if method != "poi":
         model = TRNForImageClassification(trn)
         backbones = {"trn": model.backbone}

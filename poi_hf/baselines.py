@@ -33,6 +33,8 @@ from .data import FERTrainTransform
 from .losses import kl_to_target, uncertainty_regularizer
 
 METHODS = ("poi", "ce", "label_smoothing", "scn", "kd", "rul", "eac")
+# The methods whose training fits the TRN's uncertainty head (its `confidence`); the others leave it at its init.
+CONFIDENCE_METHODS = ("poi", "scn", "rul")
 
 
 @dataclass

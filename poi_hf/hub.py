@@ -14,6 +14,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from safetensors import SafetensorError, safe_open
 from transformers import BaseImageProcessor, PreTrainedModel
 
+from .baselines import CONFIDENCE_METHODS
 from .version import __version__
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -77,7 +78,6 @@ POI_METHOD = """POI-R, a documented reconstruction of "Prior-based Objective Inf
 BASELINE_METHOD = """the `{method}` baseline of poi_hf on POI-R's TRN architecture (not POI-R's joint PIN + TRN
   training), trained with poi_hf {version}; the package's `docs/method.md` describes it."""
 
-TRAINED_CONFIDENCE = ("poi", "scn", "rul")
 """Methods whose training sets the TRN's confidence head (the others leave it at its random start)."""
 
 
@@ -144,7 +144,7 @@ def model_card(
         method_line = BASELINE_METHOD.format(method=method, version=__version__)
     confidence = (
         "Besides `logits` it returns `confidence`, its trust in a sample's label (low for ambiguous faces)."
-        if method in TRAINED_CONFIDENCE
+        if method in CONFIDENCE_METHODS
         else f"Its `confidence` output is not trained by the `{method}` baseline: ignore it."
     )
     summary = (

@@ -81,7 +81,8 @@ class FacialExpressionRecognitionPipeline(Pipeline):
           `poi_hf.faces.MAX_IMAGE_SIDE` are downscaled first);
         - ``detection_score``, ``landmarks`` (5 ``[x, y]``, image pixels);
         - ``label``, ``score``: the TRN's top class and its probability; ``distribution``: ``{label: probability}``;
-        - ``confidence``: the TRN's uncertainty-head output α in (0, 1); ``None`` for a classifier without one;
+        - ``confidence``: the TRN's uncertainty-head output α in (0, 1); ``None`` for a classifier without one or
+          whose training left it untrained (``config.confidence_trained``);
         - with a PIN: ``pin_distribution``; ``pin_support``, PIN's probability of ``label`` (where PIN disagrees with
           the TRN or spreads its mass, the label is more often wrong: docs/method.md has its error AUROC); and
           ``regions``: per region (and ``"global"``) its ``contribution`` to PIN's probability of ``label`` (summing
@@ -161,6 +162,8 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         trn = self.model(pixel_values=model_inputs["pixel_values"].to(self.dtype))
         outputs["probabilities"] = trn.logits.float().softmax(-1)
         confidence = getattr(trn, "confidence", None)  # only POI-R's TRN has an uncertainty head
+        if not getattr(self.model.config, "confidence_trained", True):  # e.g. a CE or KD baseline's TRN
+            confidence = None
         outputs["confidence"] = None if confidence is None else confidence.float()
         if self.pin_model is not None:
             pin = self.pin_model(

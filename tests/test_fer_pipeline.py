@@ -112,6 +112,19 @@ def test_pin_is_optional_and_can_be_given_explicitly(fer_checkpoint, photos, tmp
     assert "regions" in named(str(photos["single_face.jpg"]))[0]
 
 
+def test_untrained_confidence_is_not_reported(fer_checkpoint, photos, tmp_path):
+    """A baseline's TRN (CE, KD, ...) leaves its uncertainty head at its init and says so in its config."""
+    baseline = tmp_path / "baseline"
+    model = TRNForImageClassification.from_pretrained(fer_checkpoint)
+    model.config.confidence_trained = False
+    model.save_pretrained(baseline)
+    POIImageProcessor.from_pretrained(fer_checkpoint).save_pretrained(baseline)
+    fer = pipeline("facial-expression-recognition", model=str(baseline), face_detector=HaarFaceDetector(),
+                   trust_remote_code=False)
+    (face,) = fer(str(photos["single_face.jpg"]))
+    assert face["confidence"] is None and face["label"] in RAFDB_ORDER
+
+
 def test_plain_image_classifier_without_confidence(photos, tmp_path):
     """Any image classifier works: a transformers ResNet has no uncertainty head, so ``confidence`` is None."""
     config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
