@@ -136,7 +136,7 @@ class POIArguments:
     )
     trust_sharpness: float = field(default=1.0, metadata={"help": "k of the label trust (s[y] / max s) ** k."})
     confidence_target: str = field(
-        default="label_trust",
+        default="prediction_support",
         metadata={"help": "What the uncertainty head predicts: label_trust | prediction_support (docs/method.md)."},
     )
     au_loss_weight: float = field(default=0.1, metadata={"help": "Weight of the AU-prior BCE in the PIN loss."})

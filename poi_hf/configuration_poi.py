@@ -40,11 +40,11 @@ class POIConfig(PreTrainedConfig):
         trust_sharpness (`float`, defaults to 1.0): exponent ``k`` of the label trust ``(s[y] / max s) ** k`` of
             `"pin_agreement"` (PIN's soft label is tempered and flat; a larger ``k`` takes more weight off the labels
             PIN disagrees with).
-        confidence_target (`str`, defaults to `"label_trust"`): what the uncertainty head learns to predict with
-            `"pin_agreement"`. `"label_trust"`: the sample weight alpha itself (PIN's relative support of the given
-            label); `"prediction_support"`: PIN's probability ``s[argmax z]`` of the TRN's own prediction, so the
-            deployed ``confidence`` falls where the TRN is likely wrong or the face is ambiguous. Either way alpha,
-            and hence the training of the classifier, is the same.
+        confidence_target (`str`, defaults to `"prediction_support"`): what the uncertainty head learns to predict
+            with `"pin_agreement"`. `"prediction_support"`: PIN's probability ``s[argmax z]`` of the TRN's own
+            prediction, so the deployed ``confidence`` falls where the TRN is likely wrong; `"label_trust"`: the
+            sample weight alpha itself (PIN's relative support of the given label; it ranks the TRN's test errors
+            worse than chance, docs/method.md). Either way alpha, and hence the classifier's training, is the same.
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
         pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.
@@ -73,7 +73,7 @@ class POIConfig(PreTrainedConfig):
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "pin_agreement"
     trust_sharpness: float = 1.0
-    confidence_target: str = "label_trust"
+    confidence_target: str = "prediction_support"
     au_loss_weight: float = 0.1
     mutual_weight: float = 1.0
     pin_loss_weight: float = 1.0

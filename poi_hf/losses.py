@@ -19,10 +19,10 @@ PIN's support of the label, which the TRN's uncertainty head learns to predict (
                keeps a total weight of 1)
     transfer   mean_i beta(e) * u_i * T^2 * KL(s_i || softmax(z_i / T))
     alpha_reg  trains the uncertainty head. Default "pin_agreement": the sample weights are PIN's relative support of
-               the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``), and
-               the head learns to predict it from the image (BCE), so the deployed ``confidence`` estimates how far
-               a hard label for such a face can be trusted; with ``confidence_target="prediction_support"`` the
-               head learns ``s[argmax z]`` instead, PIN's support of the TRN's own prediction. Ablations: the head's own output as alpha, kept from
+               the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``);
+               the head learns (BCE) PIN's support of the TRN's own prediction, ``s_i[argmax z_i]``
+               (``confidence_target="prediction_support"``), so the deployed ``confidence`` falls where the TRN is
+               likely wrong, or alpha itself (``"label_trust"``). Ablations: the head's own output as alpha, kept from
                collapsing by ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank").
 """
 

@@ -180,7 +180,9 @@ def predict_upload(payload: dict | None) -> tuple[Image.Image | None, plt.Figure
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="POI-R facial expression recognition") as demo:
         gr.Markdown("# POI-R facial expression recognition\nEach face: emotion distribution, the model's confidence "
-                    "α in its label, and the facial regions that drove the prior-inference network's view.")
+                    "α (a POI-R model's estimate of how far its prior-inference network backs the label: low values "
+                    "flag likely errors; empty for a baseline, whose head is untrained), and the facial regions that "
+                    "drove the prior-inference network's view.")
         gr.Markdown(model_description(), elem_id="model-info")
         with gr.Row():
             with gr.Column():

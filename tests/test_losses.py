@@ -160,10 +160,11 @@ def test_label_trust_by_hand():
 
 
 def test_pin_agreement_weights_and_head_target(joint_inputs):
-    """Default uncertainty: the sample weights are PIN's support of the label; the head is fitted to them (BCE)."""
+    """The sample weights are PIN's support of the label; with confidence_target="label_trust" the head is fitted to
+    them (BCE)."""
     model, outputs, labels = joint_inputs
     trust = label_trust(outputs.pin_soft_labels, labels)
-    terms = _terms(*joint_inputs, beta=0.7)
+    terms = _terms(*joint_inputs, beta=0.7, confidence_target="label_trust")
     ce = torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="none")
     assert terms["trn_ce"].item() == pytest.approx(((trust + (1 - trust) * 0.3) * ce).mean().item(), rel=1e-5)
     assert terms["alpha_mean"].item() == pytest.approx(trust.mean().item(), rel=1e-6)
@@ -181,10 +182,10 @@ def test_prediction_support_by_hand():
 
 
 def test_prediction_support_target_changes_the_head_only(joint_inputs):
-    """confidence_target="prediction_support": the head learns PIN's support of the TRN's own prediction; the sample
-    weights, and so every classification term, stay PIN's support of the given label."""
+    """The default confidence_target="prediction_support": the head learns PIN's support of the TRN's own prediction;
+    the sample weights, and so every classification term, stay PIN's support of the given label."""
     model, outputs, labels = joint_inputs
-    trust_target, support_target = _terms(*joint_inputs), _terms(*joint_inputs, confidence_target="prediction_support")
+    trust_target, support_target = _terms(*joint_inputs, confidence_target="label_trust"), _terms(*joint_inputs)
     for name in set(trust_target) - {"alpha_reg", "loss"}:
         assert support_target[name].item() == pytest.approx(trust_target[name].item(), rel=1e-6), name
     support = prediction_support(outputs.pin_soft_labels, outputs.logits)
