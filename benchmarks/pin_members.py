@@ -1,6 +1,8 @@
 """Where PIN's knowledge sits: clean test accuracy of every PIN member (5 regions + global), of the aggregated soft
 label and of simpler aggregations, next to the TRN, for finished SynFER runs of `examples/train.py --method poi`;
-plus how well each aggregation's label trust separates flipped from clean training labels (AUROC).
+plus how well each aggregation's label trust separates flipped from clean training labels (AUROC), and how well each
+uncertainty score on offer ranks the TRN's test errors (error AUROC; Spearman with the true distribution's entropy):
+the TRN's `confidence`, its max softmax probability, and PIN's support of the TRN's prediction (`pin_support`).
 
     python benchmarks/pin_members.py benchmarks/results/robustness/runs/noise30/poi/seed0 [more run folders]
 
@@ -20,7 +22,7 @@ from torch.nn import functional as F
 from poi_hf import PINForImageClassification, TRNForImageClassification
 from poi_hf.data import CROP_STYLES, FEREvalTransform, load_fer_dataset
 from poi_hf.losses import label_trust
-from poi_hf.metrics import auroc
+from poi_hf.metrics import auroc, spearman
 
 
 def load_run_data(run: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -54,7 +56,17 @@ def load_run_data(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     for split in ("test", "train"):
         batch = dataset[split].with_transform(transform)[:]
         data[split] = {key: torch.stack(batch[key]) for key in columns}
+        data[split]["true_distribution"] = torch.tensor(dataset[split]["true_distribution"], dtype=torch.float32)
     return data
+
+
+def uncertainty_scores(scores: dict[str, torch.Tensor], right: np.ndarray, true_distribution: np.ndarray) -> dict:
+    """Per score (N,): AUROC for "the TRN's prediction is right" and Spearman with the true distribution's entropy."""
+    entropy = -(true_distribution * np.log(np.clip(true_distribution, 1e-12, None))).sum(-1)
+    return {
+        name: {"error_auroc": auroc(score.numpy(), right), "entropy_spearman": spearman(score.numpy(), entropy)}
+        for name, score in scores.items()
+    }
 
 
 @torch.no_grad()
@@ -75,8 +87,19 @@ def analyse(run: Path) -> dict:
             report["member_accuracy"] = dict(zip(member_names, accuracy.tolist()))
             report["best_member"] = member_names[best_member]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                trn_logits = trn(data["pixel_values"]).logits
-            report["trn_accuracy"] = float((trn_logits.argmax(-1) == data["clean_labels"]).float().mean())
+                trn_output = trn(data["pixel_values"])
+            trn_probs = trn_output.logits.float().softmax(-1)
+            predicted = trn_probs.argmax(-1)
+            report["trn_accuracy"] = float((predicted == data["clean_labels"]).float().mean())
+            report["uncertainty_scores"] = uncertainty_scores(
+                {
+                    "trn confidence": trn_output.confidence.float(),
+                    "trn max softmax": trn_probs.max(-1).values,
+                    "pin_support": output.soft_labels.float().gather(1, predicted[:, None]).squeeze(1),
+                },
+                right=(predicted == data["clean_labels"]).numpy(),
+                true_distribution=data["true_distribution"].numpy(),
+            )
         probs = F.softmax(members / pin.config.temperature, dim=-1)
         candidates = {
             "pin soft label": output.soft_labels,
@@ -110,6 +133,11 @@ def main() -> None:
             print(
                 f"  {name:16s} test acc {100 * entry['test_accuracy']:.1f}%  entropy {entry['entropy']:.2f}"
                 f"  trust AUROC {auroc_text}"
+            )
+        for name, entry in report["uncertainty_scores"].items():
+            print(
+                f"  {name:16s} error AUROC {entry['error_auroc']:.3f}  Spearman with true entropy "
+                f"{entry['entropy_spearman']:+.2f}"
             )
     if args.out:
         args.out.write_text(json.dumps(reports, indent=2))
