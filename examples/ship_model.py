@@ -29,7 +29,8 @@ LIMITATIONS = """\
 
 ## Limitations
 
-- Trained on {image_size} px {colour} faces of one dataset; 7 classes ({classes}); no contempt.
+- Trained on {colour} faces of one dataset at {image_size} px (FER2013's own images are 48 px: larger inputs are
+  upscaled copies, so the model has never seen finer detail than that); 7 classes ({classes}); no contempt.
 - FER2013 labels are single, noisy annotations; its classes are imbalanced (disgust has 1.5% of the images), so
   disgust and fear are recognised far less often than happiness, surprise and neutral.
 - `confidence`: {confidence}

@@ -44,6 +44,9 @@ class TRNConfig(PreTrainedConfig):
         num_channels (`int`, defaults to 3): channels of ``pixel_values``; anything else raises a `ValueError`.
         classifier_dropout (`float`, defaults to 0.0): dropout before the classifier.
         uncertainty_hidden_size (`int`, defaults to 128): width of the uncertainty MLP that outputs ``confidence``.
+        confidence_trained (`bool`, defaults to `True`): whether training fitted the uncertainty head (POI-R, SCN,
+            RUL). A baseline that leaves it untrained (CE, label smoothing, KD, EAC) saves `False`, and the pipelines
+            then report no ``confidence``.
 
     Class names live in ``id2label`` / ``label2id`` (canonical lowercase emotion names in the training data's order).
     """
@@ -59,6 +62,7 @@ class TRNConfig(PreTrainedConfig):
     num_channels: int = 3
     classifier_dropout: float = 0.0
     uncertainty_hidden_size: int = 128
+    confidence_trained: bool = True
 
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:
