@@ -33,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 # kd distils the ce run of the same setting and seed; rul and eac run with their papers' defaults (BaselineSettings)
 METHODS = ("ce", "label_smoothing", "scn", "kd", "rul", "eac", "poi")
+# POI-R with a setting other than the defaults, run like a method: name -> its extra train.py flags
+VARIANTS = {"poi-reliability": ["--member_weighting", "reliability"]}
 ABLATIONS = (
     "use_au_prior",
     "use_mutual_learning",
@@ -177,7 +179,7 @@ def plot(results: dict, out_dir: Path) -> None:
 
     noise_settings = sorted(s for s in results["aggregates"] if s.startswith("noise"))
     figure, axis = plt.subplots(figsize=(6, 4))
-    for method in METHODS:
+    for method in [*METHODS, *VARIANTS]:
         points = [
             (int(s[5:]), results["aggregates"][s][method]["test_accuracy"])
             for s in noise_settings
@@ -228,7 +230,7 @@ def plot(results: dict, out_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI-sized run: tiny preset, little data, 1 seed")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*METHODS, *VARIANTS])
     parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.1, 0.2, 0.3])
     parser.add_argument("--no_single_annotator", action="store_true")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -258,7 +260,7 @@ def main() -> None:
         parser.error(f"--dataset {args.dataset} needs --data_dir")
     if "kd" in args.methods and "ce" not in args.methods:
         parser.error("kd distils the ce run of the same setting: include ce in --methods")
-    methods = [m for m in METHODS if m in args.methods]
+    methods = [m for m in [*METHODS, *VARIANTS] if m in args.methods]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     log_file = (args.out_dir / "benchmark.log").open("a")
 
@@ -295,7 +297,7 @@ def main() -> None:
         str(args.epochs * 2 / 3),
     ]
     label_settings = settings(args.noise, not args.no_single_annotator, synfer)
-    jobs = [(setting, method, []) for setting in label_settings for method in methods]
+    jobs = [(setting, method, VARIANTS.get(method, [])) for setting in label_settings for method in methods]
     # ablations are trained at the top noise level; a report also shows those finished at other settings
     ablated = list(label_settings) if args.report_only else [f"noise{round(max(args.noise) * 100):02d}"]
     if args.ablations:

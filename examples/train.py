@@ -118,10 +118,14 @@ class DataArguments:
         check_noise_rate(self.noise_rate, "--noise_rate")
 
 
+PIN_FLAGS = ("use_au_prior", "member_weighting")  # POIArguments that set PIN's config, not POIConfig fields
+
+
 @dataclass
 class POIArguments:
     """POI-R's loss settings: `POIConfig`'s fields (see its docstring and docs/method.md), one flag each, plus
-    ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss."""
+    ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss, and
+    ``member_weighting``, PIN's (`PINConfig`)."""
 
     temperature: float = field(default=2.0, metadata={"help": "T of the PIN -> TRN transfer."})
     transfer_beta: float = field(default=1.0, metadata={"help": "beta_max, the weight of PIN's soft labels."})
@@ -148,6 +152,10 @@ class POIArguments:
     use_mutual_learning: bool = field(default=True, metadata={"help": "Pull PIN's branches toward their ensemble."})
     use_landmarks: bool = field(default=True, metadata={"help": "Feed landmarks to PIN (off: the template)."})
     use_au_prior: bool = field(default=True, metadata={"help": "AU prior in PIN's aggregation and its AU loss."})
+    member_weighting: str = field(
+        default="prior",
+        metadata={"help": "How PIN pools its members: prior (AU-prior mixture) | reliability (running accuracy)."},
+    )
 
 
 def check_training_arguments(args: POITrainingArguments) -> None:
@@ -215,10 +223,16 @@ def build_model(
         backbones = {"trn": model.backbone}
     else:
         config = POIConfig(
-            pin_config=pin_config(preset, class_names, image_size=image_size, use_au_prior=poi_args.use_au_prior),
+            pin_config=pin_config(
+                preset,
+                class_names,
+                image_size=image_size,
+                use_au_prior=poi_args.use_au_prior,
+                member_weighting=poi_args.member_weighting,
+            ),
             trn_config=trn,
             use_au_loss=poi_args.use_au_prior,
-            **{name: value for name, value in asdict(poi_args).items() if name != "use_au_prior"},
+            **{name: value for name, value in asdict(poi_args).items() if name not in PIN_FLAGS},
         )
         model = POIModel(config)
         backbones = {"pin": model.pin.backbone, "trn": model.trn.backbone}

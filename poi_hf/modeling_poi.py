@@ -99,6 +99,8 @@ class POIModel(PreTrainedModel):
         )
         if labels is not None:
             check_labels(labels, self.config.num_labels)
+            if self.training and self.pin.config.member_weighting == "reliability":
+                self.pin.update_member_accuracy(output.pin_member_logits, labels)
             # The loss math stays float32 under bf16/fp16 autocast (the Trainer's mixed precision wraps forward).
             with torch.autocast(pixel_values.device.type, enabled=False):
                 terms = joint_losses(

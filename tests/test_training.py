@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForImageClassification, HfArgumentParser, ResNetBackbone, TrainerCallback, pipeline
 
-from poi_hf import POIConfig
+from poi_hf import PINConfig, POIConfig
 from poi_hf.backbones import load_torchvision_resnet, torchvision_to_transformers_key
 from poi_hf.checkpoints import resolve_checkpoint
 from poi_hf.presets import backbone_config
@@ -313,6 +313,7 @@ def test_every_flag_has_help_and_the_poi_flags_are_the_config_settings():
     settings = {f.name: f.default for f in fields(POIConfig) if f.name in vars(POIConfig)["__annotations__"]}
     flags = {f.name: f.default for f in fields(train.POIArguments)}
     assert flags.pop("use_au_prior") == settings.pop("use_au_loss")  # the AU prior switches PIN's prior and AU loss
+    assert flags.pop("member_weighting") == PINConfig.member_weighting  # a PIN setting
     assert flags == {name: value for name, value in settings.items() if name not in ("pin_config", "trn_config")}
 
 

@@ -170,6 +170,8 @@ PRIOR_FIELDS = (
     "landmark_template",
 )
 
+MEMBER_WEIGHTINGS = ("prior", "reliability")
+
 
 def _canonical_class_names(num_labels: int) -> list[str]:
     if not 1 < num_labels <= len(CLASS_NAMES):
@@ -217,6 +219,11 @@ class PINConfig(PreTrainedConfig):
         global_prior_weight (`float`, defaults to 0.3): share of the global branch in the aggregation prior.
         use_au_prior (`bool`, defaults to `True`): weigh regions per emotion by the AU prior; else uniformly.
         use_confidence_weighting (`bool`, defaults to `True`): weigh branches by 1 - normalised entropy.
+        member_weighting (`str`, defaults to `"prior"`): how the members are pooled into the soft label. ``"prior"``:
+            a mixture weighted per emotion by the AU prior (``use_au_prior``); ``"reliability"``: a weighted geometric
+            mean whose weights are the log-odds of each member's running training accuracy (``member_accuracy``, a
+            saved buffer), so that measured reliability, not the table, decides whose view counts.
+        reliability_momentum (`float`, defaults to 0.95): momentum of the running member accuracies.
     """
 
     model_type = "poi_pin"
@@ -245,6 +252,8 @@ class PINConfig(PreTrainedConfig):
     global_prior_weight: float = 0.3
     use_au_prior: bool = True
     use_confidence_weighting: bool = True
+    member_weighting: str = "prior"
+    reliability_momentum: float = 0.95
 
     def __post_init__(self, **kwargs):
         if self.id2label is None:
@@ -263,6 +272,10 @@ class PINConfig(PreTrainedConfig):
         )
         check_backbone_channels(self)
         self.validate_priors()
+        if self.member_weighting not in MEMBER_WEIGHTINGS:
+            raise ValueError(f"member_weighting must be one of {MEMBER_WEIGHTINGS}, got {self.member_weighting!r}.")
+        if not 0.0 <= self.reliability_momentum < 1.0:
+            raise ValueError(f"reliability_momentum must be in [0, 1), got {self.reliability_momentum}.")
 
     @property
     def num_regions(self) -> int:

@@ -6,8 +6,10 @@ Pipeline (B batch, C classes, K regions, A AUs, S crop side):
 2. Each region box is placed from the 5 landmarks in a frame aligned with the eye axis and sampled from the stride-8
    map with one `grid_sample` call (differentiable; boxes of all regions are stacked along the grid's height).
 3. K region branches (grouped convolutions, one group per region) -> embedding -> emotion logits (C) and AU logits (A).
-4. The soft label ``s = normalise(sum_k w_k * softmax(z_k / T))`` over the K regions and the global branch, where
-   ``w_k,c`` = prior relevance of member k for emotion c (from ``P`` and ``G``) x confidence of k (1 - entropy).
+4. The soft label pools the K regions and the global branch (the members). ``member_weighting="prior"``:
+   ``s = normalise(sum_k w_k * softmax(z_k / T))``, ``w_k,c`` = prior relevance of member k for emotion c (from ``P``
+   and ``G``) x confidence of k (1 - entropy). ``"reliability"``: ``s = normalise(prod_k softmax(z_k / T) ** w_k)``,
+   ``w_k`` = log-odds of member k's running training accuracy over chance x its confidence, normalised over members.
 """
 
 import inspect
@@ -308,7 +310,35 @@ class PINForImageClassification(PINPreTrainedModel):
         self.global_head = nn.Linear(global_channels, config.num_labels)
 
         self.priors = PriorTables(config)
+        # Running training accuracy of each member (K regions, then global), starting at chance. Saved only where it
+        # is used, so checkpoints of prior-weighted PINs keep their keys.
+        self.register_buffer(
+            "member_accuracy",
+            torch.full((config.num_regions + 1,), 1.0 / config.num_labels),
+            persistent=config.member_weighting == "reliability",
+        )
         self.post_init()
+
+    @torch.no_grad()
+    def update_member_accuracy(self, member_logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Move the running member accuracies toward this batch's (call in training, with the training labels).
+
+        Noisy labels lower every member's measured accuracy alike (symmetric noise scales them by the same factor),
+        so the members' order, which the weights follow, survives them.
+
+        Args:
+            member_logits: (B, K + 1, C) region logits followed by the global logits.
+            labels: (B,) class indices.
+        """
+        correct = (member_logits.argmax(-1) == labels.unsqueeze(1)).float().mean(0)
+        self.member_accuracy.lerp_(correct, 1.0 - self.config.reliability_momentum)
+
+    def member_reliability(self) -> torch.Tensor:
+        """(K + 1,) log-odds of each member's running accuracy over a chance-level member's (≥ 0): the weight of an
+        independent voter of that accuracy in an optimal weighted vote among C classes."""
+        classes = self.config.num_labels
+        accuracy = self.member_accuracy.clamp(1.0 / classes, 1.0 - 1e-3)
+        return (accuracy / (1.0 - accuracy) * (classes - 1)).log().clamp_min(1e-3)
 
     def _landmarks_or_template(self, landmarks: torch.Tensor | None, batch: int) -> torch.Tensor:
         if landmarks is None:
@@ -337,17 +367,24 @@ class PINForImageClassification(PINPreTrainedModel):
         Returns:
             soft labels (B, C), weights normalised over members (B, K + 1, C), contributions (B, K + 1, C).
         """
-        probs = F.softmax(member_logits.float() / self.config.temperature, dim=-1)
-        weights = self.priors.member_prior.expand_as(probs)
+        log_probs = F.log_softmax(member_logits.float() / self.config.temperature, dim=-1)
+        probs = log_probs.exp()
+        if self.config.member_weighting == "reliability":
+            weights = self.member_reliability()[:, None].expand_as(probs)
+        else:
+            weights = self.priors.member_prior.expand_as(probs)
         if self.config.use_confidence_weighting:
-            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1, keepdim=True)
+            entropy = -(probs * log_probs).sum(-1, keepdim=True)
             confidence = (1.0 - entropy / math.log(probs.shape[-1])).clamp_min(1e-4)
             weights = weights * confidence
+        region_weights = weights / weights.sum(dim=1, keepdim=True)
         weighted = weights * probs
         mass = weighted.sum(dim=1)  # (B, C)
-        soft_labels = mass / mass.sum(dim=-1, keepdim=True)
-        region_weights = weights / weights.sum(dim=1, keepdim=True)
-        contributions = weighted / mass.unsqueeze(1)
+        if self.config.member_weighting == "reliability":
+            soft_labels = F.softmax((region_weights * log_probs).sum(dim=1), dim=-1)
+        else:
+            soft_labels = mass / mass.sum(dim=-1, keepdim=True)
+        contributions = weighted / mass.unsqueeze(1)  # each member's share of the weighted vote for c
         return soft_labels, region_weights, contributions
 
     def forward(
@@ -403,6 +440,8 @@ class PINForImageClassification(PINPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels(labels, self.config.num_labels)
+            if self.training and self.config.member_weighting == "reliability":
+                self.update_member_accuracy(member_logits, labels)
             loss = F.cross_entropy(member_logits.flatten(0, 1), labels.repeat_interleave(member_logits.shape[1]))
 
         output = PINOutput(

@@ -1,0 +1,95 @@
+"""PIN's reliability pooling (member_weighting="reliability"): running member accuracies, their log-odds weights,
+the weighted geometric mean, and that the accuracies are trained and saved."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from poi_hf import PINForImageClassification, POIConfig, POIModel
+from poi_hf.presets import tiny_pin_config, tiny_trn_config
+
+
+def reliability_pin(**overrides) -> PINForImageClassification:
+    settings = {"member_weighting": "reliability", "use_confidence_weighting": False, **overrides}
+    return PINForImageClassification(tiny_pin_config(**settings))
+
+
+def test_member_accuracy_starts_at_chance_and_follows_the_batches():
+    pin = reliability_pin(reliability_momentum=0.5)
+    members, classes = pin.config.num_regions + 1, pin.config.num_labels
+    assert torch.allclose(pin.member_accuracy, torch.full((members,), 1.0 / classes))
+    labels = torch.tensor([0, 1, 2, 3])
+    logits = torch.zeros(4, members, classes)
+    logits[:, 0] = F.one_hot(labels, classes) * 5.0  # member 0 right on all four
+    logits[:, 1] = F.one_hot((labels + 1) % classes, classes) * 5.0  # member 1 always wrong
+    logits[:2, 2] = F.one_hot(labels[:2], classes) * 5.0  # member 2 right on half
+    logits[2:, 2] = F.one_hot((labels[2:] + 1) % classes, classes) * 5.0
+    pin.update_member_accuracy(logits, labels)
+    chance = 1.0 / classes
+    assert pin.member_accuracy[:3].tolist() == pytest.approx([0.5 * chance + 0.5, 0.5 * chance, 0.5 * chance + 0.25])
+
+
+def test_reliability_is_the_log_odds_over_chance():
+    pin = reliability_pin()
+    classes = pin.config.num_labels
+    pin.member_accuracy.copy_(torch.tensor([0.5, 1.0 / classes, 0.0, 0.8, 0.5, 0.5]))
+    expected_half = math.log(classes - 1)  # odds 1 against a chance member's 1 / (C - 1)
+    assert pin.member_reliability().tolist() == pytest.approx(
+        [expected_half, 1e-3, 1e-3, math.log(4.0 * (classes - 1)), expected_half, expected_half], rel=1e-5
+    )
+
+
+def test_soft_label_is_the_weighted_geometric_mean_of_the_tempered_members():
+    pin = reliability_pin()
+    members, classes = pin.config.num_regions + 1, pin.config.num_labels
+    torch.manual_seed(0)
+    logits = torch.randn(3, members, classes) * 3
+    pin.member_accuracy.copy_(torch.linspace(0.3, 0.8, members))
+    soft, weights, contributions = pin.aggregate(logits)
+
+    w = pin.member_reliability() / pin.member_reliability().sum()
+    tempered = F.softmax(logits / pin.config.temperature, dim=-1)
+    pooled = (tempered ** w[None, :, None]).prod(dim=1)
+    assert torch.allclose(soft, pooled / pooled.sum(-1, keepdim=True), atol=1e-6)
+    assert torch.allclose(weights, w[None, :, None].expand(3, members, classes))
+    assert torch.allclose(contributions.sum(1), torch.ones(3, classes), atol=1e-6)
+
+
+def test_a_chance_level_member_has_no_say():
+    pin = reliability_pin()
+    members, classes = pin.config.num_regions + 1, pin.config.num_labels
+    pin.member_accuracy.fill_(1.0 / classes)
+    pin.member_accuracy[2] = 0.7
+    logits = torch.randn(2, members, classes) * 4
+    soft, _, _ = pin.aggregate(logits)
+    assert torch.allclose(soft, F.softmax(logits[:, 2] / pin.config.temperature, dim=-1), atol=1e-2)
+
+
+def test_joint_training_updates_and_saves_the_member_accuracies(tmp_path):
+    torch.manual_seed(0)
+    config = POIConfig(pin_config=tiny_pin_config(member_weighting="reliability"), trn_config=tiny_trn_config())
+    model = POIModel(config).train()
+    before = model.pin.member_accuracy.clone()
+    size = config.pin_config.image_size
+    model(pixel_values=torch.randn(4, 3, size, size), labels=torch.tensor([0, 1, 2, 3]))
+    assert not torch.equal(model.pin.member_accuracy, before)
+    model.eval()(pixel_values=torch.randn(2, 3, size, size), labels=torch.tensor([0, 1]))
+    after_training = model.pin.member_accuracy.clone()
+    model(pixel_values=torch.randn(2, 3, size, size), labels=torch.tensor([4, 5]))
+    assert torch.equal(model.pin.member_accuracy, after_training)  # evaluation measures, it does not learn
+
+    model.pin.save_pretrained(tmp_path / "pin")
+    reloaded = PINForImageClassification.from_pretrained(tmp_path / "pin")
+    assert reloaded.config.member_weighting == "reliability"
+    assert torch.equal(reloaded.member_accuracy, model.pin.member_accuracy)
+
+
+def test_prior_weighted_checkpoints_keep_their_keys():
+    assert "member_accuracy" not in PINForImageClassification(tiny_pin_config()).state_dict()
+
+
+def test_unknown_member_weighting_is_refused():
+    with pytest.raises(ValueError, match="member_weighting must be one of"):
+        tiny_pin_config(member_weighting="votes")
