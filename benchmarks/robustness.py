@@ -7,7 +7,7 @@ a user runs); finished runs are skipped, so an interrupted benchmark continues w
     python benchmarks/robustness.py --seeds 0 1 2 --report_only    # tables of the finished runs, trains nothing
     python benchmarks/robustness.py --dataset fer2013 --data_dir /data/fer2013 --image_size 48 --noise 0.0 0.3 \
         --methods ce kd poi --seeds 0 --epochs 20 --out_dir benchmarks/results/fer2013   # real faces (docs/results.md)
-    python benchmarks/robustness.py --noise 0.3 --methods poi poi-reliability ...  # a POI-R variant (VARIANTS) as a method
+    python benchmarks/robustness.py --noise 0.3 --methods poi poi-reliability ...  # a POI-R variant (VARIANTS)
 
 Every dataset is watched on its validation split (SynFER: 500 images with annotated, unflipped labels; FER2013:
 PublicTest), and its test split is scored once, after training; the "best" and "last-5" columns are validation

@@ -33,7 +33,8 @@ def test_shipped_model_records_its_training_preprocessing():
     raises=AssertionError,
     strict=False,
     reason="issue 11's target (>= 3 of 4) was missed (docs/results.md, Real data: FER2013): the shipped "
-    "65.6%-PrivateTest TRN gets 2 of 4 (surprise and happiness right, anger and disgust read as neutral; every FER2013 run of docs/results.md misses these two). A "
+    "65.6%-PrivateTest TRN gets 2 of 4 (surprise and happiness right, anger and disgust read as neutral; every "
+    "FER2013 run of docs/results.md misses these two). A "
     "crash or a wrong class list still fails this test.",
 )
 def test_shipped_model_reads_posed_photos():
