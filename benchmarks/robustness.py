@@ -35,7 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # kd distils the ce run of the same setting and seed; rul and eac run with their papers' defaults (BaselineSettings)
 METHODS = ("ce", "label_smoothing", "scn", "kd", "rul", "eac", "poi")
 # POI-R with a setting other than the defaults, run like a method: name -> its extra train.py flags
-VARIANTS = {"poi-reliability": ["--member_weighting", "reliability"]}
+VARIANTS = {
+    "poi-reliability": ["--member_weighting", "reliability"],
+    "poi-peers": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers"],
+}
 ABLATIONS = (
     "use_au_prior",
     "use_mutual_learning",

@@ -145,6 +145,11 @@ class POIArguments:
     )
     au_loss_weight: float = field(default=0.1, metadata={"help": "Weight of the AU-prior BCE in the PIN loss."})
     mutual_weight: float = field(default=1.0, metadata={"help": "Weight of mutual learning in the PIN loss."})
+    mutual_target: str = field(
+        default="ensemble",
+        metadata={"help": "What mutual learning pulls PIN's members toward: ensemble | reliable_peers (needs "
+                  "--member_weighting reliability)."},
+    )
     pin_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the PIN loss in the joint loss."})
     use_pin_soft_labels: bool = field(default=True, metadata={"help": "Transfer PIN's soft labels to the TRN."})
     use_uncertainty: bool = field(default=True, metadata={"help": "Weigh each label by its trust alpha."})

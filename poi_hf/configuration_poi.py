@@ -10,6 +10,7 @@ from .trn import TRNConfig
 TRANSFER_MODES = ("interpolate", "additive")
 REGULARIZERS = ("pin_agreement", "log", "rank")
 CONFIDENCE_TARGETS = ("label_trust", "prediction_support")
+MUTUAL_TARGETS = ("ensemble", "reliable_peers")
 
 
 class POIConfig(PreTrainedConfig):
@@ -47,6 +48,10 @@ class POIConfig(PreTrainedConfig):
             worse than chance, docs/method.md). Either way alpha, and hence the classifier's training, is the same.
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
+        mutual_target (`str`, defaults to `"ensemble"`): what mutual learning pulls each PIN member toward.
+            `"ensemble"`: the detached soft label (which holds the member itself); `"reliable_peers"`: each peer
+            whose running accuracy is higher, weighted by the reliability gap (needs the PIN's
+            ``member_weighting="reliability"``, which measures it; `poi_hf.losses.peer_mutual_loss`).
         pin_loss_weight (`float`, defaults to 1.0): weight of the whole PIN loss in the joint loss.
         use_pin_soft_labels (`bool`): transfer PIN's soft labels to the TRN (off: TRN learns from hard labels only).
         use_uncertainty (`bool`): weigh each label by its trust ``alpha`` (made as `uncertainty_regularizer` says)
@@ -76,6 +81,7 @@ class POIConfig(PreTrainedConfig):
     confidence_target: str = "prediction_support"
     au_loss_weight: float = 0.1
     mutual_weight: float = 1.0
+    mutual_target: str = "ensemble"
     pin_loss_weight: float = 1.0
     use_pin_soft_labels: bool = True
     use_uncertainty: bool = True
@@ -103,6 +109,13 @@ class POIConfig(PreTrainedConfig):
         if self.confidence_target not in CONFIDENCE_TARGETS:
             raise ValueError(
                 f"confidence_target must be one of {CONFIDENCE_TARGETS}, got {self.confidence_target!r}."
+            )
+        if self.mutual_target not in MUTUAL_TARGETS:
+            raise ValueError(f"mutual_target must be one of {MUTUAL_TARGETS}, got {self.mutual_target!r}.")
+        if self.mutual_target == "reliable_peers" and self.pin_config.member_weighting != "reliability":
+            raise ValueError(
+                "mutual_target='reliable_peers' needs the members' measured reliabilities: set the PIN's "
+                f"member_weighting='reliability' (it is {self.pin_config.member_weighting!r})."
             )
         if self.uncertainty_regularizer not in REGULARIZERS:
             raise ValueError(

@@ -6,7 +6,12 @@ PIN (`pin_losses`):
     ce      mean over the M members of CE(z_k, y) (or of the soft-target CE when ``soft_labels`` are given)
     au      BCE of each region's AU logits against the AU pseudo-target ``P[y]`` (soft: ``d^T P``), only on the AUs
             the region can show (``G``); small weight, so priors guide and do not dominate
-    mutual  T^2 * KL(s || softmax(z_k / T)) of every member toward the detached aggregated soft label ``s``
+    mutual  ``mutual_target="ensemble"``: T^2 * KL(s || softmax(z_k / T)) of every member toward the detached
+            aggregated soft label ``s``. ``"reliable_peers"``: every member k toward each more reliable peer j,
+            ``sum_{k, j} relu(r_j - r_k) T^2 KL(p_j || p_k) / M`` with ``p`` the tempered member distributions
+            (detached as targets) and ``r`` PIN's member reliabilities: the most reliable member is pulled by
+            nobody, and the pull grows from zero as the members' measured accuracies part (a ramp that follows
+            training, not the clock)
 
 TRN (`trn_losses`), with ``s`` = PIN's detached soft label and ``alpha`` = the per-sample label trust: by default
 PIN's support of the label, which the TRN's uncertainty head learns to predict (see ``alpha_reg``); a constant with
@@ -68,6 +73,7 @@ def pin_losses(
     region_aus: torch.Tensor,
     temperature: float,
     target_distribution: torch.Tensor | None = None,
+    member_reliability: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """PIN's loss terms, each a scalar, unweighted.
 
@@ -79,6 +85,8 @@ def pin_losses(
         au_prior: (C, A) ``P``; region_aus: (K, A) ``G``.
         temperature: ``T`` of the member distributions.
         target_distribution: (B, C) annotation distribution (e.g. FERPlus votes) used instead of ``labels``.
+        member_reliability: (M,) the members' reliabilities ``r`` for the "reliable_peers" mutual term (see the
+            module docstring); None pulls every member toward ``soft_labels``.
     """
     member_logits, au_logits = member_logits.float(), au_logits.float()
     members = member_logits.shape[1]
@@ -93,9 +101,27 @@ def pin_losses(
     au_bce = F.binary_cross_entropy_with_logits(au_logits, au_target, weight=mask, reduction="sum")
     au = au_bce / mask.sum().clamp_min(1.0)
 
-    ensemble = soft_labels.detach().float().unsqueeze(1).expand_as(member_logits)
-    mutual = kl_to_target(ensemble, member_logits, temperature).mean()
+    if member_reliability is None:
+        ensemble = soft_labels.detach().float().unsqueeze(1).expand_as(member_logits)
+        mutual = kl_to_target(ensemble, member_logits, temperature).mean()
+    else:
+        mutual = peer_mutual_loss(member_logits, member_reliability, temperature)
     return {"ce": ce, "au": au, "mutual": mutual}
+
+
+def peer_mutual_loss(member_logits: torch.Tensor, reliability: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mutual learning toward more reliable peers: ``sum_{k, j} relu(r_j - r_k) T^2 KL(p_j || p_k) / M``, batch mean.
+
+    member_logits (B, M, C), reliability (M,) -> scalar. ``p_j`` as a target is detached: a member learns from its
+    betters and never drags them toward itself.
+    """
+    members = member_logits.shape[1]
+    log_probs = F.log_softmax(member_logits / temperature, dim=-1)  # (B, M, C)
+    targets = log_probs.detach()
+    # pair[b, k, j] = KL(p_j || p_k): member k (the student, dim 1) against peer j (the target, dim 2)
+    pair = (targets.exp().unsqueeze(1) * (targets.unsqueeze(1) - log_probs.unsqueeze(2))).sum(-1)
+    gap = (reliability.float()[None, :] - reliability.float()[:, None]).clamp_min(0.0)  # (k, j)
+    return temperature**2 * (pair * gap).sum(dim=(1, 2)).mean() / members
 
 
 def uncertainty_regularizer(
@@ -184,6 +210,7 @@ def joint_losses(
     region_aus: torch.Tensor,
     beta: float,
     soft_labels: torch.Tensor | None = None,
+    member_reliability: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The POI-R training loss with its terms, as `POITrainer` logs them.
 
@@ -195,6 +222,7 @@ def joint_losses(
         au_prior: (C, A); region_aus: (K, A).
         beta: ``beta(e)`` from `transfer_weight`.
         soft_labels: (B, C) annotation distribution (e.g. FERPlus votes) when the dataset has one.
+        member_reliability: (M,) PIN's member reliabilities, needed by ``mutual_target="reliable_peers"``.
 
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
@@ -211,6 +239,7 @@ def joint_losses(
         region_aus,
         config.pin_config.temperature,
         soft_labels,
+        member_reliability if config.mutual_target == "reliable_peers" else None,
     )
     terms = {"pin_ce": config.pin_loss_weight * pin["ce"]}
     if config.use_au_loss:

@@ -111,6 +111,7 @@ class POIModel(PreTrainedModel):
                     self.pin.priors.region_aus,
                     self.config.transfer_beta if beta is None else beta,
                     soft_labels,
+                    self.pin.member_reliability(),
                 )
             output = POIOutput(loss=terms.pop("loss"), loss_terms=terms, **output)  # fields in declared order
         return_dict = return_dict if return_dict is not None else self.config.return_dict

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from poi_hf import PINForImageClassification, POIConfig, POIModel
+from poi_hf.losses import peer_mutual_loss
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 
 
@@ -93,3 +94,49 @@ def test_prior_weighted_checkpoints_keep_their_keys():
 def test_unknown_member_weighting_is_refused():
     with pytest.raises(ValueError, match="member_weighting must be one of"):
         tiny_pin_config(member_weighting="votes")
+
+
+def test_peer_mutual_loss_is_the_gap_weighted_pairwise_kl():
+    torch.manual_seed(0)
+    batch, members, classes, temperature = 3, 4, 5, 2.0
+    logits = torch.randn(batch, members, classes) * 2
+    reliability = torch.tensor([1.0, 2.5, 0.5, 2.5])
+    expected = 0.0
+    probs = F.softmax(logits / temperature, dim=-1)
+    for k in range(members):
+        for j in range(members):
+            gap = max(float(reliability[j] - reliability[k]), 0.0)
+            kl = (probs[:, j] * (probs[:, j].log() - probs[:, k].log())).sum(-1).mean()
+            expected += gap * temperature**2 * kl / members
+    assert peer_mutual_loss(logits, reliability, temperature).item() == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_only_less_reliable_members_are_pulled_and_equal_members_not_at_all():
+    logits = torch.randn(2, 3, 4, requires_grad=True)
+    peer_mutual_loss(logits, torch.tensor([0.5, 2.0, 1.0]), 2.0).backward()
+    pulled = logits.grad.abs().sum(dim=(0, 2))
+    assert pulled[1] == 0 and pulled[0] > 0 and pulled[2] > 0  # the most reliable member learns from nobody
+    assert peer_mutual_loss(logits, torch.full((3,), 1.5), 2.0).item() == 0.0  # at the start: all at chance
+
+
+def test_joint_training_with_reliable_peers_uses_the_running_reliabilities():
+    torch.manual_seed(0)
+    pin = tiny_pin_config(member_weighting="reliability")
+    # evaluation mode keeps the running accuracies where the test puts them
+    model = POIModel(POIConfig(pin_config=pin, trn_config=tiny_trn_config(), mutual_target="reliable_peers")).eval()
+    size = pin.image_size
+    pixels, labels = torch.randn(4, 3, size, size), torch.tensor([0, 1, 2, 3])
+    at_chance = model(pixel_values=pixels, labels=labels).loss_terms["pin_mutual"]
+    assert at_chance.item() == pytest.approx(0.0, abs=1e-4)  # nobody is more reliable yet: no pull
+    model.pin.member_accuracy.copy_(torch.linspace(0.2, 0.8, pin.num_regions + 1))
+    outputs = model(pixel_values=pixels, labels=labels)
+    expected = peer_mutual_loss(outputs.pin_member_logits, model.pin.member_reliability(), pin.temperature)
+    assert outputs.loss_terms["pin_mutual"].item() == pytest.approx(expected.item(), rel=1e-4)
+    outputs.loss.backward()
+
+
+def test_reliable_peers_needs_measured_reliabilities():
+    with pytest.raises(ValueError, match="member_weighting='reliability'"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), mutual_target="reliable_peers")
+    with pytest.raises(ValueError, match="mutual_target must be one of"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), mutual_target="everyone")
