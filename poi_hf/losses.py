@@ -222,7 +222,8 @@ def joint_losses(
         au_prior: (C, A); region_aus: (K, A).
         beta: ``beta(e)`` from `transfer_weight`.
         soft_labels: (B, C) annotation distribution (e.g. FERPlus votes) when the dataset has one.
-        member_reliability: (M,) PIN's member reliabilities, needed by ``mutual_target="reliable_peers"``.
+        member_reliability: (M,) PIN's member reliabilities for ``mutual_target="reliable_peers"`` (the caller
+            passes them in that mode only); None pulls every member toward PIN's soft label.
 
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
@@ -239,7 +240,7 @@ def joint_losses(
         region_aus,
         config.pin_config.temperature,
         soft_labels,
-        member_reliability if config.mutual_target == "reliable_peers" else None,
+        member_reliability,
     )
     terms = {"pin_ce": config.pin_loss_weight * pin["ce"]}
     if config.use_au_loss:

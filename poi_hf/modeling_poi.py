@@ -111,7 +111,7 @@ class POIModel(PreTrainedModel):
                     self.pin.priors.region_aus,
                     self.config.transfer_beta if beta is None else beta,
                     soft_labels,
-                    self.pin.member_reliability(),
+                    self.pin.member_reliability() if self.config.mutual_target == "reliable_peers" else None,
                 )
             output = POIOutput(loss=terms.pop("loss"), loss_terms=terms, **output)  # fields in declared order
         return_dict = return_dict if return_dict is not None else self.config.return_dict
