@@ -79,11 +79,11 @@ def analyse(run: Path) -> dict:
     for split, data in load_run_data(run).items():  # test first: it picks the best member
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             output = pin(data["pixel_values"], landmarks=data["landmarks"])
-        members = torch.cat([output.region_logits, output.global_logits[:, None]], dim=1).float()
+        members = output.member_logits.float()
         if split == "test":
             accuracy = (members.argmax(-1) == data["clean_labels"][:, None]).float().mean(0)
             best_member = int(accuracy.argmax())
-            member_names = [*pin.config.region_names, "global"]
+            member_names = pin.config.member_names
             report["member_accuracy"] = dict(zip(member_names, accuracy.tolist()))
             report["best_member"] = member_names[best_member]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -38,6 +38,7 @@ METHODS = ("ce", "label_smoothing", "scn", "kd", "rul", "eac", "poi")
 VARIANTS = {
     "poi-reliability": ["--member_weighting", "reliability"],
     "poi-peers": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers"],
+    "poi-au": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers", "--use_au_evidence", "True"],
 }
 ABLATIONS = (
     "use_au_prior",

@@ -65,7 +65,7 @@ def csv_rows(record: dict) -> list[dict]:
 def csv_fieldnames(fer: FacialExpressionRecognitionPipeline) -> list[str]:
     """Every column `csv_rows` can fill, known before the first image so rows can be written as they come."""
     id2label = fer.model.config.id2label
-    regions = [*fer.pin_model.config.region_names, "global"] if fer.pin_model is not None else []
+    regions = fer.pin_model.config.member_names if fer.pin_model is not None else []
     return ["file", "face", "xmin", "ymin", "xmax", "ymax", "detection_score", "label", "score", "confidence",
             "error", *(f"p_{id2label[i]}" for i in range(len(id2label))), *(f"region_{name}" for name in regions)]
 

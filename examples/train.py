@@ -118,14 +118,14 @@ class DataArguments:
         check_noise_rate(self.noise_rate, "--noise_rate")
 
 
-PIN_FLAGS = ("use_au_prior", "member_weighting")  # POIArguments that set PIN's config, not POIConfig fields
+PIN_FLAGS = ("use_au_prior", "member_weighting", "use_au_evidence")  # POIArguments of PIN's config, not POIConfig
 
 
 @dataclass
 class POIArguments:
     """POI-R's loss settings: `POIConfig`'s fields (see its docstring and docs/method.md), one flag each, plus
     ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss, and
-    ``member_weighting``, PIN's (`PINConfig`)."""
+    ``member_weighting`` and ``use_au_evidence``, PIN's (`PINConfig`)."""
 
     temperature: float = field(default=2.0, metadata={"help": "T of the PIN -> TRN transfer."})
     transfer_beta: float = field(default=1.0, metadata={"help": "beta_max, the weight of PIN's soft labels."})
@@ -160,6 +160,11 @@ class POIArguments:
     member_weighting: str = field(
         default="prior",
         metadata={"help": "How PIN pools its members: prior (AU-prior mixture) | reliability (running accuracy)."},
+    )
+    use_au_evidence: bool = field(
+        default=False,
+        metadata={"help": "Add PIN's AU-evidence member: predicted AUs scored against each emotion's AU-prior row "
+                  "(needs --member_weighting reliability)."},
     )
 
 
@@ -234,6 +239,7 @@ def build_model(
                 image_size=image_size,
                 use_au_prior=poi_args.use_au_prior,
                 member_weighting=poi_args.member_weighting,
+                use_au_evidence=poi_args.use_au_evidence,
             ),
             trn_config=trn,
             use_au_loss=poi_args.use_au_prior,

@@ -68,7 +68,7 @@ processor = AutoImageProcessor.from_pretrained("{repo_id}")
 pin = AutoModelForImageClassification.from_pretrained("{repo_id}")
 inputs = processor(Image.open("face.jpg"), return_tensors="pt")  # an aligned face crop
 out = pin(**inputs)  # landmarks=(B, 5, 2) in [0, 1] of the crop place the regions; default: the template
-out.soft_labels, out.region_contributions  # (B, C) distribution, (B, K + 1, C) share of each region"""
+out.soft_labels, out.region_contributions  # (B, C) distribution, (B, M, C) share of each member"""
 
 
 POI_METHOD = """POI-R, a documented reconstruction of "Prior-based Objective Inference Mining Potential Uncertainty

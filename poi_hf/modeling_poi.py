@@ -24,7 +24,7 @@ class POIOutput(ModelOutput):
             to predict PIN's support of the given label, the label trust ``alpha`` the loss uses).
         pin_logits (`torch.FloatTensor` of shape `(B, C)`): log of PIN's soft label.
         pin_soft_labels (`torch.FloatTensor` of shape `(B, C)`): PIN's aggregated soft label ``s``.
-        pin_member_logits (`torch.FloatTensor` of shape `(B, K + 1, C)`): PIN region branches, then global branch.
+        pin_member_logits (`torch.FloatTensor` of shape `(B, M, C)`): PIN's members (`PINConfig.member_names`).
         pin_au_logits (`torch.FloatTensor` of shape `(B, K, A)`): PIN region AU logits.
         loss_terms (`dict[str, torch.FloatTensor]`, *optional*): with ``labels``, the weighted terms of ``loss`` and
             the detached statistics that `poi_hf.losses.joint_losses` returns (without the total), for logging.
@@ -94,7 +94,7 @@ class POIModel(PreTrainedModel):
             confidence=trn.confidence,
             pin_logits=pin.logits,
             pin_soft_labels=pin.soft_labels,
-            pin_member_logits=torch.cat([pin.region_logits, pin.global_logits.unsqueeze(1)], dim=1),
+            pin_member_logits=pin.member_logits,
             pin_au_logits=pin.au_logits,
         )
         if labels is not None:

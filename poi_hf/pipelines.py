@@ -85,8 +85,9 @@ class FacialExpressionRecognitionPipeline(Pipeline):
           whose training left it untrained (``config.confidence_trained``);
         - with a PIN: ``pin_distribution``; ``pin_support``, PIN's probability of ``label`` (where PIN disagrees with
           the TRN or spreads its mass, the label is more often wrong: docs/method.md has its error AUROC); and
-          ``regions``: per region (and ``"global"``) its ``contribution`` to PIN's probability of ``label`` (summing
-          to 1) and, for facial regions, its ``polygon`` (4 image-pixel corners).
+          ``regions``: per PIN member (the regions, ``"global"`` and, with ``use_au_evidence``, ``"au_evidence"``) its
+          ``contribution`` to PIN's probability of ``label`` (summing to 1) and, for facial regions, its ``polygon``
+          (4 image-pixel corners).
     """
 
     _load_processor = False
@@ -200,17 +201,16 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         return results
 
     def _explain(self, model_outputs: dict[str, Any], index: int, label: int, matrix: np.ndarray) -> dict[str, Any]:
-        """PIN's distribution and each member's share of PIN's probability for ``label`` (regions, then global)."""
+        """PIN's distribution and each member's share of PIN's probability for ``label`` (`PINConfig.member_names`:
+        regions, global branch, AU evidence)."""
         config = self.pin_model.config
         contributions = model_outputs["region_contributions"][index, :, label].float()
         contributions = (contributions / contributions.sum().clamp_min(1e-12)).tolist()
         inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
         boxes = model_outputs["region_boxes"][index].float().numpy() * self.crop_size  # (K, 4, 2) crop pixels
-        regions = [
-            {"name": name, "contribution": share, "polygon": transform_points(box, inverse).tolist()}
-            for name, share, box in zip(config.region_names, contributions, boxes)
-        ]
-        regions.append({"name": "global", "contribution": contributions[-1]})
+        regions = [{"name": name, "contribution": share} for name, share in zip(config.member_names, contributions)]
+        for region, box in zip(regions, boxes):  # the K regions come first; global and AU evidence have no box
+            region["polygon"] = transform_points(box, inverse).tolist()
         pin = model_outputs["pin_probabilities"][index].tolist()
         return {
             "pin_distribution": {config.id2label[i]: p for i, p in enumerate(pin)},

@@ -224,6 +224,11 @@ class PINConfig(PreTrainedConfig):
             mean whose weights are the log-odds of each member's running training accuracy (``member_accuracy``, a
             saved buffer), so that measured reliability, not the table, decides whose view counts.
         reliability_momentum (`float`, defaults to 0.95): momentum of the running member accuracies.
+        use_au_evidence (`bool`, defaults to `False`): add a member that infers the emotion from the AUs the region
+            heads predict: each emotion c scores ``-sum_a KL(Bernoulli(P[c, a]) || Bernoulli(q_a))``, ``q_a`` the
+            predicted probability of AU a (averaged over the regions that can show it), so the AU-emotion prior
+            turns AU evidence into an emotion vote in the soft label. Needs ``member_weighting="reliability"``,
+            which measures how far that vote can be trusted.
     """
 
     model_type = "poi_pin"
@@ -254,6 +259,7 @@ class PINConfig(PreTrainedConfig):
     use_confidence_weighting: bool = True
     member_weighting: str = "prior"
     reliability_momentum: float = 0.95
+    use_au_evidence: bool = False
 
     def __post_init__(self, **kwargs):
         if self.id2label is None:
@@ -276,10 +282,21 @@ class PINConfig(PreTrainedConfig):
             raise ValueError(f"member_weighting must be one of {MEMBER_WEIGHTINGS}, got {self.member_weighting!r}.")
         if not 0.0 <= self.reliability_momentum < 1.0:
             raise ValueError(f"reliability_momentum must be in [0, 1), got {self.reliability_momentum}.")
+        if self.use_au_evidence and self.member_weighting != "reliability":
+            raise ValueError(
+                "use_au_evidence adds a member whose weight PIN must measure: set member_weighting='reliability' "
+                f"(it is {self.member_weighting!r}; the 'prior' mixture has no AU-table row for such a member)."
+            )
 
     @property
     def num_regions(self) -> int:
         return len(self.region_names)
+
+    @property
+    def member_names(self) -> list[str]:
+        """The M members pooled into the soft label, in the order of ``member_logits``: the K regions, the global
+        branch, then the AU-evidence member when ``use_au_evidence``."""
+        return [*self.region_names, "global"] + (["au_evidence"] if self.use_au_evidence else [])
 
     @property
     def num_aus(self) -> int:

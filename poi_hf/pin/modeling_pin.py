@@ -10,6 +10,8 @@ Pipeline (B batch, C classes, K regions, A AUs, S crop side):
    ``s = normalise(sum_k w_k * softmax(z_k / T))``, ``w_k,c`` = prior relevance of member k for emotion c (from ``P``
    and ``G``) x confidence of k (1 - entropy). ``"reliability"``: ``s = normalise(prod_k softmax(z_k / T) ** w_k)``,
    ``w_k`` = log-odds of member k's running training accuracy over chance x its confidence, normalised over members.
+   ``use_au_evidence`` adds a member that scores each emotion by how well its AU-prior row matches the AUs the
+   region heads predict (`au_evidence_logits`).
 """
 
 import inspect
@@ -46,9 +48,12 @@ class PINOutput(ModelOutput):
         global_logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits of the global branch.
         au_logits (`torch.FloatTensor` of shape `(B, K, A)`): AU logits of each region branch (only the AUs in
             ``config.region_aus`` of a region are trained).
-        region_weights (`torch.FloatTensor` of shape `(B, K + 1, C)`): aggregation weights ``w`` normalised over the
-            K regions + global branch (last row).
-        region_contributions (`torch.FloatTensor` of shape `(B, K + 1, C)`): share of each member in ``s_c``
+        member_logits (`torch.FloatTensor` of shape `(B, M, C)`): emotion logits of the M members pooled into
+            ``soft_labels``, in the order of ``config.member_names``: the K regions, the global branch, then the
+            AU-evidence member (``config.use_au_evidence``).
+        region_weights (`torch.FloatTensor` of shape `(B, M, C)`): aggregation weights ``w`` normalised over the
+            M members.
+        region_contributions (`torch.FloatTensor` of shape `(B, M, C)`): share of each member in ``s_c``
             (sums to 1 over members); what the demo shows as "which regions drove PIN's view".
         region_boxes (`torch.FloatTensor` of shape `(B, K, 4, 2)`): corners of each region box in [0, 1] image
             coordinates (x, y), order top-left, top-right, bottom-right, bottom-left of the region frame.
@@ -60,6 +65,7 @@ class PINOutput(ModelOutput):
     region_logits: torch.FloatTensor | None = None
     global_logits: torch.FloatTensor | None = None
     au_logits: torch.FloatTensor | None = None
+    member_logits: torch.FloatTensor | None = None
     region_weights: torch.FloatTensor | None = None
     region_contributions: torch.FloatTensor | None = None
     region_boxes: torch.FloatTensor | None = None
@@ -183,6 +189,29 @@ def crop_regions(
         feature_map, grid.to(feature_map.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
     )
     return crops.reshape(batch, -1, num_regions, crop_size, crop_size).transpose(1, 2)
+
+
+def au_evidence_logits(au_logits: torch.Tensor, au_prior: torch.Tensor, region_aus: torch.Tensor) -> torch.Tensor:
+    """Emotion logits from predicted AUs: ``l_c = -sum_a KL(Bernoulli(P[c, a]) || Bernoulli(q_a))``.
+
+    ``q_a`` is the mean predicted probability of AU a over the regions that can show it (``G``); AUs no region shows
+    are left out. The emotion whose prior AU pattern the predicted AUs match best scores highest (0 for an exact
+    match), and the AU heads get emotion gradients only through the prior table.
+
+    Args:
+        au_logits: (B, K, A) region AU logits.
+        au_prior: (C, A) ``P`` in [0, 1]; region_aus: (K, A) ``G`` in {0, 1}.
+
+    Returns:
+        (B, C) logits.
+    """
+    shown = region_aus.sum(0)  # (A,) regions that can show each AU
+    q = (torch.sigmoid(au_logits.float()) * region_aus).sum(1) / shown.clamp_min(1.0)
+    q = q.clamp(1e-4, 1.0 - 1e-4)
+    present = au_prior * (shown > 0)  # (C, A): P, with AUs no region shows masked out
+    absent = (1.0 - au_prior) * (shown > 0)
+    negative_entropy = (torch.xlogy(present, au_prior) + torch.xlogy(absent, 1.0 - au_prior)).sum(-1)  # (C,)
+    return q.log() @ present.T + torch.log1p(-q) @ absent.T - negative_entropy
 
 
 class RegionLinear(nn.Module):
@@ -310,11 +339,11 @@ class PINForImageClassification(PINPreTrainedModel):
         self.global_head = nn.Linear(global_channels, config.num_labels)
 
         self.priors = PriorTables(config)
-        # Running training accuracy of each member (K regions, then global), starting at chance. Saved only where it
-        # is used, so checkpoints of prior-weighted PINs keep their keys.
+        # Running training accuracy of each member (config.member_names), starting at chance. Saved only where it is
+        # used, so checkpoints of prior-weighted PINs keep their keys.
         self.register_buffer(
             "member_accuracy",
-            torch.full((config.num_regions + 1,), 1.0 / config.num_labels),
+            torch.full((len(config.member_names),), 1.0 / config.num_labels),
             persistent=config.member_weighting == "reliability",
         )
         self.post_init()
@@ -327,14 +356,14 @@ class PINForImageClassification(PINPreTrainedModel):
         so the members' order, which the weights follow, survives them.
 
         Args:
-            member_logits: (B, K + 1, C) region logits followed by the global logits.
+            member_logits: (B, M, C) the members' logits (``PINOutput.member_logits``).
             labels: (B,) class indices.
         """
         correct = (member_logits.argmax(-1) == labels.unsqueeze(1)).float().mean(0)
         self.member_accuracy.lerp_(correct, 1.0 - self.config.reliability_momentum)
 
     def member_reliability(self) -> torch.Tensor:
-        """(K + 1,) log-odds of each member's running accuracy over a chance-level member's (≥ 0): the weight of an
+        """(M,) log-odds of each member's running accuracy over a chance-level member's (≥ 0): the weight of an
         independent voter of that accuracy in an optimal weighted vote among C classes."""
         classes = self.config.num_labels
         accuracy = self.member_accuracy.clamp(1.0 / classes, 1.0 - 1e-3)
@@ -362,10 +391,10 @@ class PINForImageClassification(PINPreTrainedModel):
         """Combine tempered member distributions into the soft label.
 
         Args:
-            member_logits: (B, K + 1, C) region logits followed by the global logits.
+            member_logits: (B, M, C) the members' logits (``PINOutput.member_logits``).
 
         Returns:
-            soft labels (B, C), weights normalised over members (B, K + 1, C), contributions (B, K + 1, C).
+            soft labels (B, C), weights normalised over members (B, M, C), contributions (B, M, C).
         """
         log_probs = F.log_softmax(member_logits.float() / self.config.temperature, dim=-1)
         probs = log_probs.exp()
@@ -427,7 +456,10 @@ class PINForImageClassification(PINPreTrainedModel):
         region_logits, au_logits = self.region_branches(crops)
         global_logits = self.global_head(global_map.mean(dim=(2, 3)))
 
-        member_logits = torch.cat([region_logits, global_logits.unsqueeze(1)], dim=1)
+        members = [region_logits, global_logits.unsqueeze(1)]
+        if self.config.use_au_evidence:
+            members.append(au_evidence_logits(au_logits, self.priors.au_prior, self.priors.region_aus).unsqueeze(1))
+        member_logits = torch.cat(members, dim=1)
         soft_labels, region_weights, contributions = self.aggregate(member_logits)
 
         centres, x_axes, y_axes = frames
@@ -451,6 +483,7 @@ class PINForImageClassification(PINPreTrainedModel):
             region_logits=region_logits,
             global_logits=global_logits,
             au_logits=au_logits,
+            member_logits=member_logits,
             region_weights=region_weights,
             region_contributions=contributions,
             region_boxes=region_boxes,
