@@ -58,6 +58,7 @@ TEST_METRICS = (
     "kl_true",
     "confidence_error_auroc",
     "max_softmax_error_auroc",
+    "pin_support_error_auroc",
     "confidence_entropy_spearman",
 )
 
@@ -152,8 +153,8 @@ def markdown(results: dict) -> str:
     lines += [
         "| setting | method | test acc % | best val acc % | last-5 val acc % | mean class acc % | macro-F1 % | NLL "
         "| ECE % | KL(true‖pred) | α AUROC | head AUROC | PIN train acc % | error AUROC: confidence | error AUROC: "
-        "max-softmax | confidence vs true entropy (Spearman) |",
-        "|" + "---|" * 16,
+        "max-softmax | error AUROC: PIN support | confidence vs true entropy (Spearman) |",
+        "|" + "---|" * 17,
     ]
     for setting, methods in results["aggregates"].items():
         for method, agg in methods.items():
@@ -166,6 +167,7 @@ def markdown(results: dict) -> str:
                 f"| {fmt(agg.get('head_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('pin_train_accuracy'), 100)} | {fmt(agg.get('test_confidence_error_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('test_max_softmax_error_auroc'), 1, 3)} "
+                f"| {fmt(agg.get('test_pin_support_error_auroc'), 1, 3)} "
                 f"| {fmt(agg.get('test_confidence_entropy_spearman'), 1, 2)} |"
             )
     return "\n".join(lines) + "\n"

@@ -73,20 +73,28 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def uncertainty_metrics(
-    confidence: np.ndarray, probs: np.ndarray, labels: np.ndarray, true_distribution: np.ndarray | None = None
+    confidence: np.ndarray,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    true_distribution: np.ndarray | None = None,
+    pin_probs: np.ndarray | None = None,
 ) -> dict:
     """How well a per-image ``confidence`` (N,) tells the classifier's right answers from its errors, next to the
     free baseline, the max softmax probability of ``probs`` (N, C): AUROC of each for "prediction is right" (0.5 =
     chance). With a known true distribution (N, C), the Spearman correlation of confidence with its entropy (an
-    estimate worth exposing falls on ambiguous faces, i.e. is negative)."""
+    estimate worth exposing falls on ambiguous faces, i.e. is negative). With PIN's distribution ``pin_probs``
+    (N, C), the same for PIN's support of the prediction, ``pin_probs[argmax probs]`` (the FER pipeline's
+    ``pin_support``)."""
     right = probs.argmax(axis=1) == labels
-    metrics = {
-        "confidence_error_auroc": auroc(confidence, right),
-        "max_softmax_error_auroc": auroc(probs.max(axis=1), right),
-    }
+    scores = {"confidence": confidence, "max_softmax": probs.max(axis=1)}
+    if pin_probs is not None:
+        scores["pin_support"] = pin_probs[np.arange(len(probs)), probs.argmax(axis=1)]
+    metrics = {f"{name}_error_auroc": auroc(score, right) for name, score in scores.items()}
     if true_distribution is not None:
         entropy = -np.sum(true_distribution * np.log(np.clip(true_distribution, 1e-12, None)), axis=1)
         metrics["confidence_entropy_spearman"] = spearman(confidence, entropy)
+        if pin_probs is not None:
+            metrics["pin_support_entropy_spearman"] = spearman(scores["pin_support"], entropy)
     return metrics
 
 

@@ -63,10 +63,13 @@ def build_compute_metrics(label_names: Sequence[str]) -> Callable[[EvalPredictio
         logits, confidence, *pin = prediction.predictions  # a TRN-only baseline has no PIN output
         labels, true_distribution = evaluation_targets(prediction, label_names)
         probs = softmax(logits)
+        pin_probs = softmax(pin[0]) if pin else None
         metrics = classification_metrics(probs, labels, true_distribution)
-        metrics.update(uncertainty_metrics(np.asarray(confidence).reshape(-1), probs, labels, true_distribution))
+        metrics.update(
+            uncertainty_metrics(np.asarray(confidence).reshape(-1), probs, labels, true_distribution, pin_probs)
+        )
         if pin:
-            pin_metrics = classification_metrics(softmax(pin[0]), labels, true_distribution)
+            pin_metrics = classification_metrics(pin_probs, labels, true_distribution)
             metrics.update({f"pin_{name}": value for name, value in pin_metrics.items()})
         metrics["confidence_mean"] = float(np.mean(confidence))
         return metrics

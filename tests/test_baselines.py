@@ -90,6 +90,12 @@ def test_spearman_and_uncertainty_metrics_by_hand():
     assert metrics["confidence_error_auroc"] == 1.0
     assert metrics["max_softmax_error_auroc"] == 0.75  # right 0.9, 0.7 vs wrong 0.8, 0.55: one pair of four misordered
     assert metrics["confidence_entropy_spearman"] == pytest.approx(-np.sqrt(0.8))
+    assert "pin_support_error_auroc" not in metrics
+    # PIN's support of the TRN's predictions (classes 0, 0, 1, 1): 0.6, 0.9, 0.8, 0.3 -> right 0.6, 0.8 vs wrong 0.9, 0.3
+    pin_probs = np.array([[0.6, 0.4], [0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
+    with_pin = uncertainty_metrics(np.array([0.8, 0.2, 0.7, 0.1]), probs, labels, true, pin_probs)
+    assert with_pin["pin_support_error_auroc"] == 0.5
+    assert with_pin["pin_support_entropy_spearman"] == pytest.approx(spearman([0.6, 0.9, 0.8, 0.3], [0, 1, 0, 1]))
 
 
 def test_scn_trainer_relabels_training_samples(tmp_path):

@@ -13,7 +13,8 @@ import pytest
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 
 from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
-from poi_hf.hub import PIN_MODEL_KEY, export_submodel, model_card
+from poi_hf.baselines import CONFIDENCE_METHODS
+from poi_hf.hub import CONFIDENCE_MEANING, PIN_MODEL_KEY, export_submodel, model_card
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # as conftest.py does before huggingface_hub loads; no test may reach the Hub
@@ -114,6 +115,17 @@ def api(push_to_hub, monkeypatch, tmp_path) -> FakeHfApi:
     fake = FakeHfApi(tmp_path / "hub_cache")
     monkeypatch.setattr(push_to_hub, "HfApi", fake)
     return fake
+
+
+@pytest.mark.parametrize("method", ["poi", "rul", "ce"])
+def test_trn_cards_say_what_confidence_means_for_their_method(method):
+    assert set(CONFIDENCE_MEANING) == set(CONFIDENCE_METHODS)
+    card = model_card(TRNForImageClassification(tiny_trn_config()), repo_id="run", dataset_name="SynFER",
+                      hyperparameters={"method": method})
+    expected = CONFIDENCE_MEANING.get(method, "is not trained by the `ce` baseline: ignore it")
+    assert expected in card.text
+    if method == "poi":
+        assert "pin_support" in card.text and "error AUROC" in card.text
 
 
 def card_metrics(card: ModelCard) -> dict[str, float]:

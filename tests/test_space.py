@@ -66,7 +66,9 @@ def test_predict_reports_every_face(app, photos):
     assert len(rows) == 5 and len(rows[0]) == len(app.TABLE_HEADERS)
     assert annotated.size == Image.open(photos["multi_face.jpg"]).size
     assert len(figure.axes) == 5 * 2  # distribution + regions per face
-    assert all(row[4] for row in rows)  # PIN's top regions
+    faces = app.get_pipeline()(str(photos["multi_face.jpg"]))
+    assert [row[4] for row in rows] == [round(face["pin_support"], 3) for face in faces]
+    assert all(row[5] for row in rows)  # PIN's top regions
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
