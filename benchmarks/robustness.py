@@ -39,6 +39,8 @@ VARIANTS = {
     "poi-reliability": ["--member_weighting", "reliability"],
     "poi-peers": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers"],
     "poi-au": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers", "--use_au_evidence", "True"],
+    "poi-au-median": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers", "--use_au_evidence",
+                      "True", "--reliability_reference", "median"],
 }
 ABLATIONS = (
     "use_au_prior",

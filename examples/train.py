@@ -118,14 +118,15 @@ class DataArguments:
         check_noise_rate(self.noise_rate, "--noise_rate")
 
 
-PIN_FLAGS = ("use_au_prior", "member_weighting", "use_au_evidence")  # POIArguments of PIN's config, not POIConfig
+# POIArguments that set PIN's config, not POIConfig fields
+PIN_FLAGS = ("use_au_prior", "member_weighting", "reliability_reference", "use_au_evidence")
 
 
 @dataclass
 class POIArguments:
     """POI-R's loss settings: `POIConfig`'s fields (see its docstring and docs/method.md), one flag each, plus
     ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss, and
-    ``member_weighting`` and ``use_au_evidence``, PIN's (`PINConfig`)."""
+    ``member_weighting``, ``reliability_reference`` and ``use_au_evidence``, PIN's (`PINConfig`)."""
 
     temperature: float = field(default=2.0, metadata={"help": "T of the PIN -> TRN transfer."})
     transfer_beta: float = field(default=1.0, metadata={"help": "beta_max, the weight of PIN's soft labels."})
@@ -160,6 +161,11 @@ class POIArguments:
     member_weighting: str = field(
         default="prior",
         metadata={"help": "How PIN pools its members: prior (AU-prior mixture) | reliability (running accuracy)."},
+    )
+    reliability_reference: str = field(
+        default="chance",
+        metadata={"help": "With --member_weighting reliability, what a member's weight is measured against: chance "
+                  "(log-odds over chance) | median (only the excess over the median member votes)."},
     )
     use_au_evidence: bool = field(
         default=False,
@@ -239,6 +245,7 @@ def build_model(
                 image_size=image_size,
                 use_au_prior=poi_args.use_au_prior,
                 member_weighting=poi_args.member_weighting,
+                reliability_reference=poi_args.reliability_reference,
                 use_au_evidence=poi_args.use_au_evidence,
             ),
             trn_config=trn,

@@ -58,6 +58,29 @@ def test_soft_label_is_the_weighted_geometric_mean_of_the_tempered_members():
     assert torch.allclose(contributions.sum(1), torch.ones(3, classes), atol=1e-6)
 
 
+def test_median_reference_gives_only_the_excess_over_the_typical_member_a_say():
+    pin = reliability_pin(reliability_reference="median")
+    members, classes = pin.config.num_regions + 1, pin.config.num_labels
+    pin.member_accuracy.copy_(torch.tensor([0.40, 0.45, 0.50, 0.60, 0.70, 0.42]))
+    reliability = pin.member_reliability()
+    median = reliability.sort().values[2]  # the lower middle of six: the member at 0.45
+    excess = (reliability - median).clamp_min(1e-3)
+    assert excess[[0, 1, 5]].tolist() == pytest.approx([1e-3] * 3)  # the typical member and those below it
+    torch.manual_seed(0)
+    logits = torch.randn(3, members, classes) * 3
+    soft, weights, _ = pin.aggregate(logits)
+    w = excess / excess.sum()
+    pooled = (F.softmax(logits / pin.config.temperature, dim=-1) ** w[None, :, None]).prod(dim=1)
+    assert torch.allclose(soft, pooled / pooled.sum(-1, keepdim=True), atol=1e-6)
+    assert torch.allclose(weights[0, :, 0], w)
+    assert torch.equal(pin.member_reliability(), reliability)  # the mutual-learning gaps keep the chance reference
+
+
+def test_unknown_reliability_reference_is_refused():
+    with pytest.raises(ValueError, match="reliability_reference must be one of"):
+        tiny_pin_config(member_weighting="reliability", reliability_reference="best")
+
+
 def test_a_chance_level_member_has_no_say():
     pin = reliability_pin()
     members, classes = pin.config.num_regions + 1, pin.config.num_labels

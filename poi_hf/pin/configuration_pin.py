@@ -171,6 +171,7 @@ PRIOR_FIELDS = (
 )
 
 MEMBER_WEIGHTINGS = ("prior", "reliability")
+RELIABILITY_REFERENCES = ("chance", "median")
 
 
 def _canonical_class_names(num_labels: int) -> list[str]:
@@ -224,6 +225,11 @@ class PINConfig(PreTrainedConfig):
             mean whose weights are the log-odds of each member's running training accuracy (``member_accuracy``, a
             saved buffer), so that measured reliability, not the table, decides whose view counts.
         reliability_momentum (`float`, defaults to 0.95): momentum of the running member accuracies.
+        reliability_reference (`str`, defaults to `"chance"`): what a member's pooling weight is measured against
+            with ``member_weighting="reliability"``. ``"chance"``: its log-odds over a chance-level member;
+            ``"median"``: its excess over the median member's (the lower middle one for an even count), so only the
+            members better than the typical one vote. The members share one backbone, so the accuracy they all have
+            is common knowledge, not independent evidence; what a member adds is its excess.
         use_au_evidence (`bool`, defaults to `False`): add a member that infers the emotion from the AUs the region
             heads predict: each emotion c scores ``-sum_a KL(Bernoulli(P[c, a]) || Bernoulli(q_a))``, ``q_a`` the
             predicted probability of AU a (averaged over the regions that can show it), so the AU-emotion prior
@@ -259,6 +265,7 @@ class PINConfig(PreTrainedConfig):
     use_confidence_weighting: bool = True
     member_weighting: str = "prior"
     reliability_momentum: float = 0.95
+    reliability_reference: str = "chance"
     use_au_evidence: bool = False
 
     def __post_init__(self, **kwargs):
@@ -282,6 +289,10 @@ class PINConfig(PreTrainedConfig):
             raise ValueError(f"member_weighting must be one of {MEMBER_WEIGHTINGS}, got {self.member_weighting!r}.")
         if not 0.0 <= self.reliability_momentum < 1.0:
             raise ValueError(f"reliability_momentum must be in [0, 1), got {self.reliability_momentum}.")
+        if self.reliability_reference not in RELIABILITY_REFERENCES:
+            raise ValueError(
+                f"reliability_reference must be one of {RELIABILITY_REFERENCES}, got {self.reliability_reference!r}."
+            )
         if self.use_au_evidence and self.member_weighting != "reliability":
             raise ValueError(
                 "use_au_evidence adds a member whose weight PIN must measure: set member_weighting='reliability' "

@@ -399,7 +399,10 @@ class PINForImageClassification(PINPreTrainedModel):
         log_probs = F.log_softmax(member_logits.float() / self.config.temperature, dim=-1)
         probs = log_probs.exp()
         if self.config.member_weighting == "reliability":
-            weights = self.member_reliability()[:, None].expand_as(probs)
+            reliability = self.member_reliability()
+            if self.config.reliability_reference == "median":  # only the excess over the typical member votes
+                reliability = (reliability - reliability.median()).clamp_min(1e-3)
+            weights = reliability[:, None].expand_as(probs)
         else:
             weights = self.priors.member_prior.expand_as(probs)
         if self.config.use_confidence_weighting:
