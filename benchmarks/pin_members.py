@@ -1,8 +1,10 @@
-"""Where PIN's knowledge sits: clean test accuracy of every PIN member (5 regions + global), of the aggregated soft
-label and of simpler aggregations, next to the TRN, for finished SynFER runs of `examples/train.py --method poi`;
-plus how well each aggregation's label trust separates flipped from clean training labels (AUROC), and how well each
+"""Where PIN's knowledge sits: clean test accuracy of every PIN member (`PINConfig.member_names`), of the aggregated
+soft label and of other aggregations (for a reliability-pooled PIN: the same members pooled against each
+`reliability_reference`), next to the TRN, for finished SynFER runs of `examples/train.py --method poi`; plus how
+well each aggregation's label trust separates flipped from clean training labels (AUROC), and how well each
 uncertainty score on offer ranks the TRN's test errors (error AUROC; Spearman with the true distribution's entropy):
-the TRN's `confidence`, its max softmax probability, and PIN's support of the TRN's prediction (`pin_support`).
+the TRN's `confidence`, its max softmax probability, PIN's support of the TRN's prediction (`pin_support`), and a
+probe fitted after training on the TRN's training features to predict that support (`support_probe`).
 
     python benchmarks/pin_members.py benchmarks/results/robustness/runs/noise30/poi/seed0 [more run folders]
 
@@ -23,6 +25,7 @@ from poi_hf import PINForImageClassification, TRNForImageClassification
 from poi_hf.data import CROP_STYLES, FEREvalTransform, load_fer_dataset
 from poi_hf.losses import label_trust
 from poi_hf.metrics import auroc, spearman
+from poi_hf.pin.configuration_pin import RELIABILITY_REFERENCES
 
 
 def load_run_data(run: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -69,6 +72,24 @@ def uncertainty_scores(scores: dict[str, torch.Tensor], right: np.ndarray, true_
     }
 
 
+@torch.enable_grad()
+def support_probe(train_output, train_soft_labels: torch.Tensor, test_features: torch.Tensor) -> torch.Tensor:
+    """A fresh MLP (D -> 128 -> 1, the shape of the TRN's uncertainty head) fitted on the final TRN's pooled training
+    features to PIN's support of the TRN's prediction (BCE, 600 Adam steps, seed 0); its scores on the test features.
+    If the TRN's features held more about its errors than its softmax, this probe would show it."""
+    torch.manual_seed(0)
+    features = train_output.pooler_output.float()
+    target = train_soft_labels.gather(1, train_output.logits.float().argmax(-1, keepdim=True)).squeeze(1)
+    probe = torch.nn.Sequential(torch.nn.Linear(features.shape[1], 128), torch.nn.ReLU(), torch.nn.Linear(128, 1))
+    optimizer = torch.optim.Adam(probe.parameters(), lr=3e-3, weight_decay=1e-4)
+    for _ in range(600):
+        optimizer.zero_grad()
+        F.binary_cross_entropy_with_logits(probe(features).squeeze(-1), target).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return torch.sigmoid(probe(test_features).squeeze(-1))
+
+
 @torch.no_grad()
 def analyse(run: Path) -> dict:
     pin = PINForImageClassification.from_pretrained(run / "pin").eval()
@@ -76,9 +97,11 @@ def analyse(run: Path) -> dict:
     report: dict = {"run": str(run)}
     # the run's own precision, so the numbers match those it recorded (bf16 is the default on CPUs with AMX)
     bf16 = json.loads((run / "metrics.json").read_text())["hyperparameters"].get("bf16", False)
+    trn_outputs = {}
     for split, data in load_run_data(run).items():  # test first: it picks the best member
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             output = pin(data["pixel_values"], landmarks=data["landmarks"])
+            trn_outputs[split] = trn(data["pixel_values"])
         members = output.member_logits.float()
         if split == "test":
             accuracy = (members.argmax(-1) == data["clean_labels"][:, None]).float().mean(0)
@@ -86,26 +109,38 @@ def analyse(run: Path) -> dict:
             member_names = pin.config.member_names
             report["member_accuracy"] = dict(zip(member_names, accuracy.tolist()))
             report["best_member"] = member_names[best_member]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                trn_output = trn(data["pixel_values"])
+            trn_output = trn_outputs[split]
             trn_probs = trn_output.logits.float().softmax(-1)
             predicted = trn_probs.argmax(-1)
             report["trn_accuracy"] = float((predicted == data["clean_labels"]).float().mean())
+            test_truth = {
+                "right": (predicted == data["clean_labels"]).numpy(),
+                "true_distribution": data["true_distribution"].numpy(),
+            }
             report["uncertainty_scores"] = uncertainty_scores(
                 {
                     "trn confidence": trn_output.confidence.float(),
                     "trn max softmax": trn_probs.max(-1).values,
                     "pin_support": output.soft_labels.float().gather(1, predicted[:, None]).squeeze(1),
                 },
-                right=(predicted == data["clean_labels"]).numpy(),
-                true_distribution=data["true_distribution"].numpy(),
+                **test_truth,
             )
+        else:  # what the TRN's features know of PIN's support, fitted on the training images after training
+            test_features = trn_outputs["test"].pooler_output.float()
+            probe = support_probe(trn_outputs[split], output.soft_labels.float(), test_features)
+            report["uncertainty_scores"].update(uncertainty_scores({"trn probe of pin_support": probe}, **test_truth))
         probs = F.softmax(members / pin.config.temperature, dim=-1)
         candidates = {
             "pin soft label": output.soft_labels,
             "mean of members": probs.mean(1),
             f"best member ({report['best_member']})": probs[:, best_member],
         }
+        if pin.config.member_weighting == "reliability":  # the same members pooled against each reference
+            trained_with = pin.config.reliability_reference
+            for reference in RELIABILITY_REFERENCES:
+                pin.config.reliability_reference = reference
+                candidates[f"pooled vs {reference}"] = pin.aggregate(members)[0]
+            pin.config.reliability_reference = trained_with
         for name, distribution in candidates.items():
             entry = report.setdefault("aggregations", {}).setdefault(name, {})
             if split == "test":
