@@ -28,9 +28,9 @@ from poi_hf.metrics import auroc, spearman
 from poi_hf.pin.configuration_pin import RELIABILITY_REFERENCES
 
 
-def load_run_data(run: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """The run's SynFER train and test splits after its evaluation transform, each as pixel_values, landmarks, labels,
-    clean_labels tensors."""
+def load_run_data(run: Path, split: str = "test") -> dict[str, dict[str, torch.Tensor]]:
+    """The run's SynFER ``split`` (test or validation) and train split after its evaluation transform, each as
+    pixel_values, landmarks, labels, clean_labels and true_distribution tensors."""
     h = json.loads((run / "metrics.json").read_text())["hyperparameters"]
     if h["dataset"] != "synfer":
         raise ValueError(f"{run}: pin_members.py needs a SynFER run (clean labels), got {h['dataset']!r}.")
@@ -56,7 +56,7 @@ def load_run_data(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     )
     columns = ("pixel_values", "landmarks", "labels", "clean_labels")
     data = {}
-    for split in ("test", "train"):
+    for split in (split, "train"):
         batch = dataset[split].with_transform(transform)[:]
         data[split] = {key: torch.stack(batch[key]) for key in columns}
         data[split]["true_distribution"] = torch.tensor(dataset[split]["true_distribution"], dtype=torch.float32)
@@ -91,19 +91,19 @@ def support_probe(train_output, train_soft_labels: torch.Tensor, test_features: 
 
 
 @torch.no_grad()
-def analyse(run: Path) -> dict:
+def analyse(run: Path, eval_split: str = "test") -> dict:
     pin = PINForImageClassification.from_pretrained(run / "pin").eval()
     trn = TRNForImageClassification.from_pretrained(run / "trn").eval()
-    report: dict = {"run": str(run)}
+    report: dict = {"run": str(run), "split": eval_split}  # "test_accuracy" entries are on this split
     # the run's own precision, so the numbers match those it recorded (bf16 is the default on CPUs with AMX)
     bf16 = json.loads((run / "metrics.json").read_text())["hyperparameters"].get("bf16", False)
     trn_outputs = {}
-    for split, data in load_run_data(run).items():  # test first: it picks the best member
+    for split, data in load_run_data(run, eval_split).items():  # the scored split first: it picks the best member
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             output = pin(data["pixel_values"], landmarks=data["landmarks"])
             trn_outputs[split] = trn(data["pixel_values"])
         members = output.member_logits.float()
-        if split == "test":
+        if split == eval_split:
             accuracy = (members.argmax(-1) == data["clean_labels"][:, None]).float().mean(0)
             best_member = int(accuracy.argmax())
             member_names = pin.config.member_names
@@ -126,7 +126,7 @@ def analyse(run: Path) -> dict:
                 **test_truth,
             )
         else:  # what the TRN's features know of PIN's support, fitted on the training images after training
-            test_features = trn_outputs["test"].pooler_output.float()
+            test_features = trn_outputs[eval_split].pooler_output.float()
             probe = support_probe(trn_outputs[split], output.soft_labels.float(), test_features)
             report["uncertainty_scores"].update(uncertainty_scores({"trn probe of pin_support": probe}, **test_truth))
         probs = F.softmax(members / pin.config.temperature, dim=-1)
@@ -143,7 +143,7 @@ def analyse(run: Path) -> dict:
             pin.config.reliability_reference = trained_with
         for name, distribution in candidates.items():
             entry = report.setdefault("aggregations", {}).setdefault(name, {})
-            if split == "test":
+            if split == eval_split:
                 entry["test_accuracy"] = float((distribution.argmax(-1) == data["clean_labels"]).float().mean())
                 entry["entropy"] = float(-(distribution * distribution.clamp_min(1e-12).log()).sum(-1).mean())
             else:
@@ -157,16 +157,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished poi runs on SynFER")
     parser.add_argument("--out", type=Path, help="write the reports as JSON here")
+    parser.add_argument(
+        "--split", default="test", choices=("test", "validation"),
+        help="the split to score (validation: to choose a setting without looking at test)",
+    )
     args = parser.parse_args()
-    reports = [analyse(run) for run in args.runs]
+    reports = [analyse(run, args.split) for run in args.runs]
     for report in reports:
-        print(f"\n{report['run']}\n  TRN test accuracy {100 * report['trn_accuracy']:.1f}%")
+        split = report["split"]
+        print(f"\n{report['run']}\n  TRN {split} accuracy {100 * report['trn_accuracy']:.1f}%")
         print("  members: " + ", ".join(f"{n} {100 * a:.1f}%" for n, a in report["member_accuracy"].items()))
         for name, entry in report["aggregations"].items():
             auroc_text = entry.get("trust_auroc_clean_vs_flipped")
             auroc_text = "–" if auroc_text is None or np.isnan(auroc_text) else f"{auroc_text:.3f}"
             print(
-                f"  {name:16s} test acc {100 * entry['test_accuracy']:.1f}%  entropy {entry['entropy']:.2f}"
+                f"  {name:16s} {split} acc {100 * entry['test_accuracy']:.1f}%  entropy {entry['entropy']:.2f}"
                 f"  trust AUROC {auroc_text}"
             )
         for name, entry in report["uncertainty_scores"].items():
