@@ -35,12 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # kd distils the ce run of the same setting and seed; rul and eac run with their papers' defaults (BaselineSettings)
 METHODS = ("ce", "label_smoothing", "scn", "kd", "rul", "eac", "poi")
 # POI-R with a setting other than the defaults, run like a method: name -> its extra train.py flags
+_PEERS = ["--member_weighting", "reliability", "--mutual_target", "reliable_peers"]
+_AU_MEDIAN = [*_PEERS, "--use_au_evidence", "True", "--reliability_reference", "median"]
 VARIANTS = {
     "poi-reliability": ["--member_weighting", "reliability"],
-    "poi-peers": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers"],
-    "poi-au": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers", "--use_au_evidence", "True"],
-    "poi-au-median": ["--member_weighting", "reliability", "--mutual_target", "reliable_peers", "--use_au_evidence",
-                      "True", "--reliability_reference", "median"],
+    "poi-peers": _PEERS,
+    "poi-au": [*_PEERS, "--use_au_evidence", "True"],
+    "poi-au-median": _AU_MEDIAN,
+    "poi-au-median-k3": [*_AU_MEDIAN, "--trust_sharpness", "3"],  # label trust (s[y] / max s) ** 3
 }
 ABLATIONS = (
     "use_au_prior",
