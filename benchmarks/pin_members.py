@@ -1,6 +1,7 @@
 """Where PIN's knowledge sits: clean test accuracy of every PIN member (`PINConfig.member_names`), of the aggregated
 soft label and of other aggregations (for a reliability-pooled PIN: the same members pooled against each
-`reliability_reference`), next to the TRN, for finished SynFER runs of `examples/train.py --method poi`; plus how
+`reliability_reference`, with the running training accuracies and, when test is scored, with each member's accuracy on
+the held-out validation split instead), next to the TRN, for finished SynFER runs of `examples/train.py --method poi`; plus how
 well each aggregation's label trust separates flipped from clean training labels (AUROC), and how well each
 uncertainty score on offer ranks the TRN's test errors (error AUROC; Spearman with the true distribution's entropy):
 the TRN's `confidence`, its max softmax probability, PIN's support of the TRN's prediction (`pin_support`), and a
@@ -28,9 +29,9 @@ from poi_hf.metrics import auroc, spearman
 from poi_hf.pin.configuration_pin import RELIABILITY_REFERENCES
 
 
-def load_run_data(run: Path, split: str = "test") -> dict[str, dict[str, torch.Tensor]]:
-    """The run's SynFER ``split`` (test or validation) and train split after its evaluation transform, each as
-    pixel_values, landmarks, labels, clean_labels and true_distribution tensors."""
+def load_run_data(run: Path, splits: tuple[str, ...] = ("test", "train")) -> dict[str, dict[str, torch.Tensor]]:
+    """The run's SynFER ``splits`` after its evaluation transform, each as pixel_values, landmarks, labels,
+    clean_labels and true_distribution tensors."""
     h = json.loads((run / "metrics.json").read_text())["hyperparameters"]
     if h["dataset"] != "synfer":
         raise ValueError(f"{run}: pin_members.py needs a SynFER run (clean labels), got {h['dataset']!r}.")
@@ -56,7 +57,7 @@ def load_run_data(run: Path, split: str = "test") -> dict[str, dict[str, torch.T
     )
     columns = ("pixel_values", "landmarks", "labels", "clean_labels")
     data = {}
-    for split in (split, "train"):
+    for split in splits:
         batch = dataset[split].with_transform(transform)[:]
         data[split] = {key: torch.stack(batch[key]) for key in columns}
         data[split]["true_distribution"] = torch.tensor(dataset[split]["true_distribution"], dtype=torch.float32)
@@ -98,7 +99,14 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
     # the run's own precision, so the numbers match those it recorded (bf16 is the default on CPUs with AMX)
     bf16 = json.loads((run / "metrics.json").read_text())["hyperparameters"].get("bf16", False)
     trn_outputs = {}
-    for split, data in load_run_data(run, eval_split).items():  # the scored split first: it picks the best member
+    splits = load_run_data(run, (eval_split, "train", "validation") if eval_split == "test" else (eval_split, "train"))
+    held_out_accuracy = None
+    if "validation" in splits:  # each member's accuracy on held-out faces, for the pooling the memorisation spares
+        validation = splits.pop("validation")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            held_out = pin(validation["pixel_values"], landmarks=validation["landmarks"]).member_logits.float()
+        held_out_accuracy = (held_out.argmax(-1) == validation["labels"][:, None]).float().mean(0)
+    for split, data in splits.items():  # the scored split first: it picks the best member
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             output = pin(data["pixel_values"], landmarks=data["landmarks"])
             trn_outputs[split] = trn(data["pixel_values"])
@@ -136,10 +144,14 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
             f"best member ({report['best_member']})": probs[:, best_member],
         }
         if pin.config.member_weighting == "reliability":  # the same members pooled against each reference
-            trained_with = pin.config.reliability_reference
+            trained_with, running_accuracy = pin.config.reliability_reference, pin.member_accuracy.clone()
             for reference in RELIABILITY_REFERENCES:
                 pin.config.reliability_reference = reference
                 candidates[f"pooled vs {reference}"] = pin.aggregate(members)[0]
+                if held_out_accuracy is not None:
+                    pin.member_accuracy.copy_(held_out_accuracy)
+                    candidates[f"pooled vs {reference}, validation weights"] = pin.aggregate(members)[0]
+                    pin.member_accuracy.copy_(running_accuracy)
             pin.config.reliability_reference = trained_with
         for name, distribution in candidates.items():
             entry = report.setdefault("aggregations", {}).setdefault(name, {})

@@ -313,7 +313,8 @@ def test_every_flag_has_help_and_the_poi_flags_are_the_config_settings():
     settings = {f.name: f.default for f in fields(POIConfig) if f.name in vars(POIConfig)["__annotations__"]}
     flags = {f.name: f.default for f in fields(train.POIArguments)}
     assert flags.pop("use_au_prior") == settings.pop("use_au_loss")  # the AU prior switches PIN's prior and AU loss
-    assert flags.pop("member_weighting") == PINConfig.member_weighting  # a PIN setting
+    for name in set(train.PIN_FLAGS) - {"use_au_prior"}:  # PIN settings
+        assert flags.pop(name) == getattr(PINConfig, name)
     assert flags == {name: value for name, value in settings.items() if name not in ("pin_config", "trn_config")}
 
 
