@@ -82,8 +82,9 @@ CONFIDENCE_MEANING = {
     "inference network (PIN) backs the predicted label: low values flag likely errors, but on SynFER (30% label noise) "
     "it ranks the TRN's errors a little worse than the top softmax probability (error AUROC 0.70 vs 0.74 at 12 "
     "epochs, 0.77 vs 0.80 at 30), and it does not track how ambiguous a face is. PIN's own support of the label "
-    "ranks them best (0.78-0.86): the `facial-expression-recognition` pipeline returns it as `pin_support` when the "
-    "paired PIN is loaded. Numbers and commands: the package's docs/method.md.",
+    "ranks them best there (0.78-0.89), less so on FER2013, where PIN is no better than the TRN (0.748 vs 0.745): "
+    "the `facial-expression-recognition` pipeline returns it as `pin_support` when the paired PIN is loaded. Numbers "
+    "and commands: the package's docs/method.md and docs/results.md.",
     "scn": "Besides `logits` it returns `confidence`, SCN's learned per-sample importance weight.",
     "rul": "Besides `logits` it returns `confidence`, RUL's learned relative uncertainty weight.",
 }

@@ -185,7 +185,8 @@ def build_demo() -> gr.Blocks:
                     "empty for a baseline, whose head is untrained), PIN's support (PIN's probability of the label, "
                     "when a PIN is loaded), and the facial regions that drove PIN's view. Low values flag likely "
                     "errors; on synthetic faces PIN's support ranks the classifier's errors best (error AUROC "
-                    "0.78-0.86 vs 0.72-0.80 for the top probability and 0.70-0.80 for α; see docs/method.md).")
+                    "0.78-0.89 vs 0.72-0.80 for the top probability and 0.68-0.80 for α), on FER2013 all three "
+                    "are alike (0.74-0.75; see docs/results.md).")
         gr.Markdown(model_description(), elem_id="model-info")
         with gr.Row():
             with gr.Column():
