@@ -101,7 +101,7 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
     trn_outputs = {}
     splits = load_run_data(run, (eval_split, "train", "validation") if eval_split == "test" else (eval_split, "train"))
     held_out_accuracy = None
-    if "validation" in splits:  # each member's accuracy on held-out faces, for the pooling the memorisation spares
+    if eval_split == "test":  # each member's accuracy on held-out faces, for the pooling the memorisation spares
         validation = splits.pop("validation")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             held_out = pin(validation["pixel_values"], landmarks=validation["landmarks"]).member_logits.float()
@@ -121,7 +121,7 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
             trn_probs = trn_output.logits.float().softmax(-1)
             predicted = trn_probs.argmax(-1)
             report["trn_accuracy"] = float((predicted == data["clean_labels"]).float().mean())
-            test_truth = {
+            scored_truth = {
                 "right": (predicted == data["clean_labels"]).numpy(),
                 "true_distribution": data["true_distribution"].numpy(),
             }
@@ -131,12 +131,12 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
                     "trn max softmax": trn_probs.max(-1).values,
                     "pin_support": output.soft_labels.float().gather(1, predicted[:, None]).squeeze(1),
                 },
-                **test_truth,
+                **scored_truth,
             )
         else:  # what the TRN's features know of PIN's support, fitted on the training images after training
             test_features = trn_outputs[eval_split].pooler_output.float()
             probe = support_probe(trn_outputs[split], output.soft_labels.float(), test_features)
-            report["uncertainty_scores"].update(uncertainty_scores({"trn probe of pin_support": probe}, **test_truth))
+            report["uncertainty_scores"].update(uncertainty_scores({"trn probe of pin_support": probe}, **scored_truth))
         probs = F.softmax(members / pin.config.temperature, dim=-1)
         candidates = {
             "pin soft label": output.soft_labels,
