@@ -43,6 +43,7 @@ VARIANTS = {
     "poi-au": [*_PEERS, "--use_au_evidence", "True"],
     "poi-au-median": _AU_MEDIAN,
     "poi-au-median-k3": [*_AU_MEDIAN, "--trust_sharpness", "3"],  # label trust (s[y] / max s) ** 3
+    "poi-au-median-holdout": [*_AU_MEDIAN, "--reliability_holdout", "10"],  # members measured on unfitted faces
 }
 ABLATIONS = (
     "use_au_prior",

@@ -119,14 +119,15 @@ class DataArguments:
 
 
 # POIArguments that set PIN's config, not POIConfig fields
-PIN_FLAGS = ("use_au_prior", "member_weighting", "reliability_reference", "use_au_evidence")
+PIN_FLAGS = ("use_au_prior", "member_weighting", "reliability_reference", "use_au_evidence", "reliability_holdout")
 
 
 @dataclass
 class POIArguments:
     """POI-R's loss settings: `POIConfig`'s fields (see its docstring and docs/method.md), one flag each, plus
     ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss, and
-    ``member_weighting``, ``reliability_reference`` and ``use_au_evidence``, PIN's (`PINConfig`)."""
+    ``member_weighting``, ``reliability_reference``, ``use_au_evidence`` and ``reliability_holdout``, PIN's
+    (`PINConfig`)."""
 
     temperature: float = field(default=2.0, metadata={"help": "T of the PIN -> TRN transfer."})
     transfer_beta: float = field(default=1.0, metadata={"help": "beta_max, the weight of PIN's soft labels."})
@@ -171,6 +172,11 @@ class POIArguments:
         default=False,
         metadata={"help": "Add PIN's AU-evidence member: predicted AUs scored against each emotion's AU-prior row "
                   "(needs --member_weighting reliability)."},
+    )
+    reliability_holdout: int = field(
+        default=0,
+        metadata={"help": "With --member_weighting reliability: 0 measures PIN's members on every training sample; "
+                  "N >= 2 keeps every N-th training sample out of PIN's label losses and measures them there only."},
     )
 
 

@@ -74,6 +74,7 @@ def pin_losses(
     temperature: float,
     target_distribution: torch.Tensor | None = None,
     member_reliability: torch.Tensor | None = None,
+    supervised: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """PIN's loss terms, each a scalar, unweighted.
 
@@ -87,17 +88,21 @@ def pin_losses(
         target_distribution: (B, C) annotation distribution (e.g. FERPlus votes) used instead of ``labels``.
         member_reliability: (M,) the members' reliabilities ``r`` for the "reliable_peers" mutual term (see the
             module docstring); None pulls every member toward ``soft_labels``.
+        supervised: (B,) bool, the samples whose labels train PIN (the CE and AU terms); None: all. Samples kept
+            out measure PIN's members (`PINConfig.reliability_holdout`); mutual learning uses no label and sees all.
     """
     member_logits, au_logits = member_logits.float(), au_logits.float()
-    members = member_logits.shape[1]
+    batch, members = member_logits.shape[:2]
     if target_distribution is None:
         target = F.one_hot(labels, member_logits.shape[-1]).to(member_logits.dtype)
     else:
         target = target_distribution.to(member_logits.dtype)
-    ce = soft_cross_entropy(member_logits, target.unsqueeze(1).expand(-1, members, -1)).mean()
+    sample_weight = member_logits.new_ones(batch) if supervised is None else supervised.to(member_logits.dtype)
+    per_sample = soft_cross_entropy(member_logits, target.unsqueeze(1).expand(-1, members, -1)).mean(1)
+    ce = (per_sample * sample_weight).sum() / sample_weight.sum().clamp_min(1.0)
 
     au_target = (target @ au_prior).unsqueeze(1).expand_as(au_logits)  # (B, K, A)
-    mask = region_aus.unsqueeze(0).expand_as(au_logits)
+    mask = region_aus.unsqueeze(0) * sample_weight[:, None, None]  # (B, K, A)
     au_bce = F.binary_cross_entropy_with_logits(au_logits, au_target, weight=mask, reduction="sum")
     au = au_bce / mask.sum().clamp_min(1.0)
 
@@ -211,6 +216,7 @@ def joint_losses(
     beta: float,
     soft_labels: torch.Tensor | None = None,
     member_reliability: torch.Tensor | None = None,
+    pin_supervised: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The POI-R training loss with its terms, as `POITrainer` logs them.
 
@@ -224,6 +230,8 @@ def joint_losses(
         soft_labels: (B, C) annotation distribution (e.g. FERPlus votes) when the dataset has one.
         member_reliability: (M,) PIN's member reliabilities for ``mutual_target="reliable_peers"`` (the caller
             passes them in that mode only); None pulls every member toward PIN's soft label.
+        pin_supervised: (B,) bool, the samples whose labels train PIN (see `pin_losses`); None: all. The TRN's terms
+            use every sample.
 
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
@@ -241,6 +249,7 @@ def joint_losses(
         config.pin_config.temperature,
         soft_labels,
         member_reliability,
+        pin_supervised,
     )
     terms = {"pin_ce": config.pin_loss_weight * pin["ce"]}
     if config.use_au_loss:

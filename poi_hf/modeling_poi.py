@@ -69,6 +69,7 @@ class POIModel(PreTrainedModel):
         landmarks: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         soft_labels: torch.Tensor | None = None,
+        sample_index: torch.Tensor | None = None,
         beta: float | None = None,
         return_dict: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
@@ -80,6 +81,8 @@ class POIModel(PreTrainedModel):
             labels: (B,) hard (possibly noisy) class indices; when given, ``loss`` and ``loss_terms`` are computed.
             soft_labels: (B, C) the dataset's annotation distribution (e.g. FERPlus votes), used instead of
                 ``labels`` as the CE target; not PIN's soft label.
+            sample_index: (B,) the samples' row numbers in the training set; needed in training when PIN keeps
+                samples out to measure its members (`PINConfig.reliability_holdout`).
             beta: the transfer weight ``beta(e)`` of this step (`poi_hf.losses.transfer_weight`); default
                 ``config.transfer_beta``, its value once the ramp is over.
             return_dict: return a `POIOutput` (default: ``config.return_dict``) or a tuple.
@@ -99,8 +102,9 @@ class POIModel(PreTrainedModel):
         )
         if labels is not None:
             check_labels(labels, self.config.num_labels)
+            held_out = self.pin.holdout_mask(sample_index) if self.training else None
             if self.training and self.pin.config.member_weighting == "reliability":
-                self.pin.update_member_accuracy(output.pin_member_logits, labels)
+                self.pin.update_member_accuracy(output.pin_member_logits, labels, held_out)
             # The loss math stays float32 under bf16/fp16 autocast (the Trainer's mixed precision wraps forward).
             with torch.autocast(pixel_values.device.type, enabled=False):
                 terms = joint_losses(
@@ -112,6 +116,7 @@ class POIModel(PreTrainedModel):
                     self.config.transfer_beta if beta is None else beta,
                     soft_labels,
                     self.pin.member_reliability() if self.config.mutual_target == "reliable_peers" else None,
+                    None if held_out is None else ~held_out,
                 )
             output = POIOutput(loss=terms.pop("loss"), loss_terms=terms, **output)  # fields in declared order
         return_dict = return_dict if return_dict is not None else self.config.return_dict

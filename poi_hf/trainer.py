@@ -168,12 +168,13 @@ class POILoss(FERLoss):
         return {"beta": round(self.beta(epoch), 5)}
 
     def forward(self, model, inputs, epoch):
-        # Evaluation columns of the batch (clean_labels, true_distribution, sample_index) are no model inputs.
+        # Evaluation columns of the batch (clean_labels, true_distribution) are no model inputs.
         outputs = model(
             pixel_values=inputs["pixel_values"],
             landmarks=inputs.get("landmarks"),
             labels=inputs["labels"],
             soft_labels=inputs.get("soft_labels"),
+            sample_index=inputs.get("sample_index"),  # PIN's held-out samples (PINConfig.reliability_holdout)
             beta=self.beta(epoch),
         )
         return outputs.loss, outputs, outputs.loss_terms

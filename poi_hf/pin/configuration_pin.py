@@ -235,6 +235,13 @@ class PINConfig(PreTrainedConfig):
             predicted probability of AU a (averaged over the regions that can show it), so the AU-emotion prior
             turns AU evidence into an emotion vote in the soft label. Needs ``member_weighting="reliability"``,
             which measures how far that vote can be trusted.
+        reliability_holdout (`int`, defaults to 0): where the running member accuracies are measured in training.
+            ``0``: on every training sample, after PIN has fitted its label (a member that memorises noisy labels
+            then looks reliable). ``N >= 2``: every N-th training sample (``sample_index % N == 0``) is kept out of
+            PIN's label losses and only those samples update the accuracies, so each member is scored on faces whose
+            (noisy) labels it never fitted. The forward then needs the batch's ``sample_index``. Symmetric noise
+            lowers every member's measured accuracy by the same affine map, so their order survives it. Needs
+            ``member_weighting="reliability"``.
     """
 
     model_type = "poi_pin"
@@ -267,6 +274,7 @@ class PINConfig(PreTrainedConfig):
     reliability_momentum: float = 0.95
     reliability_reference: str = "chance"
     use_au_evidence: bool = False
+    reliability_holdout: int = 0
 
     def __post_init__(self, **kwargs):
         if self.id2label is None:
@@ -297,6 +305,16 @@ class PINConfig(PreTrainedConfig):
             raise ValueError(
                 "use_au_evidence adds a member whose weight PIN must measure: set member_weighting='reliability' "
                 f"(it is {self.member_weighting!r}; the 'prior' mixture has no AU-table row for such a member)."
+            )
+        if self.reliability_holdout < 0 or self.reliability_holdout == 1:
+            raise ValueError(
+                f"reliability_holdout must be 0 (off) or N >= 2 (every N-th training sample measures the members), "
+                f"got {self.reliability_holdout}."
+            )
+        if self.reliability_holdout and self.member_weighting != "reliability":
+            raise ValueError(
+                "reliability_holdout measures the member accuracies that pooling uses: set "
+                f"member_weighting='reliability' (it is {self.member_weighting!r})."
             )
 
     @property

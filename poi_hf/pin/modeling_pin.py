@@ -348,8 +348,28 @@ class PINForImageClassification(PINPreTrainedModel):
         )
         self.post_init()
 
+    def holdout_mask(self, sample_index: torch.Tensor | None) -> torch.Tensor | None:
+        """(B,) True for the training samples kept out of PIN's label losses to measure its members
+        (``config.reliability_holdout``); None when every sample trains PIN.
+
+        Args:
+            sample_index: (B,) the samples' row numbers in the training set (the batch's ``sample_index``).
+        """
+        folds = self.config.reliability_holdout
+        if not folds:
+            return None
+        if sample_index is None:
+            raise ValueError(
+                f"reliability_holdout={folds} keeps every {folds}-th training sample out of PIN's label losses, which "
+                "needs each sample's row number: pass sample_index (the batch's 'sample_index', which the collator "
+                "fills from an 'index' column: train.add_column('index', range(len(train))))."
+            )
+        return sample_index.to(self.member_accuracy.device) % folds == 0
+
     @torch.no_grad()
-    def update_member_accuracy(self, member_logits: torch.Tensor, labels: torch.Tensor) -> None:
+    def update_member_accuracy(
+        self, member_logits: torch.Tensor, labels: torch.Tensor, measured: torch.Tensor | None = None
+    ) -> None:
         """Move the running member accuracies toward this batch's (call in training, with the training labels).
 
         Noisy labels lower every member's measured accuracy alike (symmetric noise scales them by the same factor),
@@ -358,7 +378,13 @@ class PINForImageClassification(PINPreTrainedModel):
         Args:
             member_logits: (B, M, C) the members' logits (``PINOutput.member_logits``).
             labels: (B,) class indices.
+            measured: (B,) bool, the samples to measure on (`holdout_mask`); None: all. A batch without one leaves
+                the accuracies as they are.
         """
+        if measured is not None:
+            if not bool(measured.any()):
+                return
+            member_logits, labels = member_logits[measured], labels[measured]
         correct = (member_logits.argmax(-1) == labels.unsqueeze(1)).float().mean(0)
         self.member_accuracy.lerp_(correct, 1.0 - self.config.reliability_momentum)
 
@@ -424,6 +450,7 @@ class PINForImageClassification(PINPreTrainedModel):
         pixel_values: torch.Tensor,
         landmarks: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        sample_index: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> PINOutput | tuple:
@@ -432,7 +459,9 @@ class PINForImageClassification(PINPreTrainedModel):
             pixel_values: (B, 3, H, W) normalised images.
             landmarks: (B, 5, 2) in [0, 1] coordinates of ``pixel_values``; the config's template when omitted.
                 Values outside `LANDMARK_RANGE` (-0.5..1.5) or NaN raise a `ValueError`.
-            labels: (B,) class indices, optional; when given, ``loss`` is the mean cross-entropy of all branches.
+            labels: (B,) class indices, optional; when given, ``loss`` is the mean cross-entropy of all branches
+                (in training, over the samples `holdout_mask` does not keep out).
+            sample_index: (B,) row numbers in the training set; needed in training with ``config.reliability_holdout``.
             return_dict: return a `PINOutput` (default: ``config.return_dict``) or a tuple.
             kwargs: transformers' common forward arguments (e.g. the Trainer's ``num_items_in_batch``), accepted and
                 unused; any other name (e.g. ``landmark=``) raises a `TypeError`.
@@ -475,9 +504,16 @@ class PINForImageClassification(PINPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels(labels, self.config.num_labels)
+            held_out = self.holdout_mask(sample_index) if self.training else None
             if self.training and self.config.member_weighting == "reliability":
-                self.update_member_accuracy(member_logits, labels)
-            loss = F.cross_entropy(member_logits.flatten(0, 1), labels.repeat_interleave(member_logits.shape[1]))
+                self.update_member_accuracy(member_logits, labels, held_out)
+            members = member_logits.shape[1]
+            per_sample = F.cross_entropy(
+                member_logits.transpose(1, 2), labels[:, None].expand(-1, members), reduction="none"
+            ).mean(1)
+            if held_out is not None:
+                per_sample = per_sample[~held_out]
+            loss = per_sample.sum() / max(per_sample.numel(), 1)  # 0 for a batch that is all held out
 
         output = PINOutput(
             loss=loss,
