@@ -153,8 +153,22 @@ def fmt(cell: dict | None, scale: float = 1.0, digits: int = 1) -> str:
     return f"{cell['mean'] * scale:.{digits}f} ± {cell['std'] * scale:.{digits}f}"
 
 
+RECORDED_HYPERPARAMETERS = ("dataset", "synfer_train", "image_size", "epochs", "batch_size", "bf16")
+
+
+def trained_with(results: dict) -> str:
+    """The values of `RECORDED_HYPERPARAMETERS` the table's runs were trained with, from each run's metrics.json
+    (a report merges run folders, so its own command line need not say)."""
+    runs = [h for methods in results["hyperparameters"].values() for seeds in methods.values() for h in seeds.values()]
+    if not runs:
+        return "no finished run"
+    values = {name: sorted({str(h.get(name)) for h in runs}) for name in RECORDED_HYPERPARAMETERS}
+    return ", ".join(f"{name} {' / '.join(found)}" for name, found in values.items())
+
+
 def markdown(results: dict) -> str:
-    lines = [f"Machine: {results['machine']}. Seeds: {results['seeds']}. Command: `{results['command']}`.", ""]
+    lines = [f"Machine: {results['machine']}. Seeds: {results['seeds']}. Command: `{results['command']}`."]
+    lines += [f"Runs trained with: {trained_with(results)}.", ""]
     lines += [
         "| setting | method | test acc % | best val acc % | last-5 val acc % | mean class acc % | macro-F1 % | NLL "
         "| ECE % | KL(true‖pred) | α AUROC | head AUROC | PIN train acc % | error AUROC: confidence | error AUROC: "
@@ -321,6 +335,7 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/robustness.py", *sys.argv[1:]]),
         "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
         "runs": {},
+        "hyperparameters": {},  # each run's, as its metrics.json records them
         "aggregates": {},
     }
     for seed in args.seeds:
@@ -333,6 +348,8 @@ def main() -> None:
                 extra = [*extra, "--teacher_path", str(args.out_dir / "runs" / setting / "ce" / f"seed{seed}" / "trn")]
             metrics = run_one(run_dir, base, seed, label_settings[setting], common, extra, log)
             results["runs"].setdefault(setting, {}).setdefault(method, {})[f"seed{seed}"] = summarize_run(metrics)
+            recorded = {name: metrics["hyperparameters"].get(name) for name in RECORDED_HYPERPARAMETERS}
+            results["hyperparameters"].setdefault(setting, {}).setdefault(method, {})[f"seed{seed}"] = recorded
             results["aggregates"].setdefault(setting, {})[method] = aggregate(
                 list(results["runs"][setting][method].values())
             )

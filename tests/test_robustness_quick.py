@@ -60,6 +60,9 @@ def test_robustness_quick(tmp_path):
     assert abs(results["runs"]["noise30"]["ce"]["seed0"]["achieved_noise_rate"] - 0.3) < 0.02
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| noise30 | poi |" in table and "α AUROC" in table
+    # what the runs were trained with comes from their own metrics.json, so a merged report still says it
+    assert results["hyperparameters"]["noise30"]["poi"]["seed0"]["synfer_train"] == 96
+    assert "Runs trained with: dataset synfer, synfer_train 96, image_size 48, epochs 2.0, batch_size 32" in table
     assert (tmp_path / "out" / "accuracy_vs_noise.png").is_file()
     assert (tmp_path / "out" / "alpha_histogram.png").is_file()
 
