@@ -119,15 +119,22 @@ class DataArguments:
 
 
 # POIArguments that set PIN's config, not POIConfig fields
-PIN_FLAGS = ("use_au_prior", "member_weighting", "reliability_reference", "use_au_evidence", "reliability_holdout")
+PIN_FLAGS = (
+    "use_au_prior",
+    "member_weighting",
+    "reliability_reference",
+    "use_au_evidence",
+    "reliability_holdout",
+    "reliability_momentum",
+)
 
 
 @dataclass
 class POIArguments:
     """POI-R's loss settings: `POIConfig`'s fields (see its docstring and docs/method.md), one flag each, plus
     ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss, and
-    ``member_weighting``, ``reliability_reference``, ``use_au_evidence`` and ``reliability_holdout``, PIN's
-    (`PINConfig`)."""
+    ``member_weighting``, ``reliability_reference``, ``use_au_evidence``, ``reliability_holdout`` and
+    ``reliability_momentum``, PIN's (`PINConfig`)."""
 
     temperature: float = field(default=2.0, metadata={"help": "T of the PIN -> TRN transfer."})
     transfer_beta: float = field(default=1.0, metadata={"help": "beta_max, the weight of PIN's soft labels."})
@@ -177,6 +184,11 @@ class POIArguments:
         default=0,
         metadata={"help": "With --member_weighting reliability: 0 measures PIN's members on every training sample; "
                   "N >= 2 keeps every N-th training sample out of PIN's label losses and measures them there only."},
+    )
+    reliability_momentum: float = field(
+        default=0.95,
+        metadata={"help": "Momentum per training batch of PIN's running member accuracies (with a holdout, per "
+                  "batch that holds a held-out sample)."},
     )
 
 

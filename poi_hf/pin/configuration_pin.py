@@ -224,7 +224,9 @@ class PINConfig(PreTrainedConfig):
             a mixture weighted per emotion by the AU prior (``use_au_prior``); ``"reliability"``: a weighted geometric
             mean whose weights are the log-odds of each member's running training accuracy (``member_accuracy``, a
             saved buffer), so that measured reliability, not the table, decides whose view counts.
-        reliability_momentum (`float`, defaults to 0.95): momentum of the running member accuracies.
+        reliability_momentum (`float`, defaults to 0.95): momentum of the running member accuracies, per training
+            batch (with ``reliability_holdout``, per batch that holds a held-out sample, so the memory spans fewer
+            measured faces: about B / N per batch).
         reliability_reference (`str`, defaults to `"chance"`): what a member's pooling weight is measured against
             with ``member_weighting="reliability"``. ``"chance"``: its log-odds over a chance-level member;
             ``"median"``: its excess over the median member's (the lower middle one for an even count), so only the
