@@ -102,9 +102,7 @@ class POIModel(PreTrainedModel):
         )
         if labels is not None:
             check_labels(labels, self.config.num_labels)
-            held_out = self.pin.holdout_mask(sample_index) if self.training else None
-            if self.training and self.pin.config.member_weighting == "reliability":
-                self.pin.update_member_accuracy(output.pin_member_logits, labels, held_out)
+            held_out = self.pin.measure_members(output.pin_member_logits, labels, sample_index)
             # The loss math stays float32 under bf16/fp16 autocast (the Trainer's mixed precision wraps forward).
             with torch.autocast(pixel_values.device.type, enabled=False):
                 terms = joint_losses(

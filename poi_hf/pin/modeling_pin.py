@@ -388,6 +388,26 @@ class PINForImageClassification(PINPreTrainedModel):
         correct = (member_logits.argmax(-1) == labels.unsqueeze(1)).float().mean(0)
         self.member_accuracy.lerp_(correct, 1.0 - self.config.reliability_momentum)
 
+    def measure_members(
+        self, member_logits: torch.Tensor, labels: torch.Tensor, sample_index: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The training step's bookkeeping of reliability pooling, shared by PIN's own loss and the joint POI-R loss:
+        in training, the samples `holdout_mask` keeps out of PIN's label losses, with the running member accuracies
+        moved on them (``member_weighting="reliability"``); outside training nothing is measured.
+
+        Args:
+            member_logits: (B, M, C) the members' logits; labels: (B,) class indices; sample_index: (B,) row numbers.
+
+        Returns:
+            (B,) bool, True for the held-out samples, or None when every sample trains PIN.
+        """
+        if not self.training:
+            return None
+        held_out = self.holdout_mask(sample_index)
+        if self.config.member_weighting == "reliability":
+            self.update_member_accuracy(member_logits, labels, held_out)
+        return held_out
+
     def member_reliability(self) -> torch.Tensor:
         """(M,) log-odds of each member's running accuracy over a chance-level member's (≥ 0): the weight of an
         independent voter of that accuracy in an optimal weighted vote among C classes."""
@@ -504,9 +524,7 @@ class PINForImageClassification(PINPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels(labels, self.config.num_labels)
-            held_out = self.holdout_mask(sample_index) if self.training else None
-            if self.training and self.config.member_weighting == "reliability":
-                self.update_member_accuracy(member_logits, labels, held_out)
+            held_out = self.measure_members(member_logits, labels, sample_index)
             members = member_logits.shape[1]
             per_sample = F.cross_entropy(
                 member_logits.transpose(1, 2), labels[:, None].expand(-1, members), reduction="none"
