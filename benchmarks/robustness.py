@@ -34,21 +34,36 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 # kd distils the ce run of the same setting and seed; rul and eac run with their papers' defaults (BaselineSettings)
 METHODS = ("ce", "label_smoothing", "scn", "kd", "rul", "eac", "poi")
-# POI-R with a setting other than the defaults, run like a method: name -> its extra train.py flags
-_PEERS = ["--member_weighting", "reliability", "--mutual_target", "reliable_peers"]
-_AU_MEDIAN = [*_PEERS, "--use_au_evidence", "True", "--reliability_reference", "median"]
+
+
+def _pin_recipe(weighting: str, mutual_target: str, au_evidence: bool, reference: str = "chance") -> list[str]:
+    """The train.py flags of one PIN recipe (`PINConfig` pooling, mutual-learning target, AU-evidence member)."""
+    return [
+        "--member_weighting", weighting, "--mutual_target", mutual_target, "--use_au_evidence", str(au_evidence),
+        "--reliability_reference", reference,
+    ]
+
+
+# POI-R with a setting other than the defaults, run like a method: name -> its extra train.py flags. Each spells out
+# its whole PIN recipe, so that a name means the same runs before and after train.py's defaults moved to
+# poi-au-median (December 2026; "poi" in older result folders is today's poi-prior).
+_AU_MEDIAN = _pin_recipe("reliability", "reliable_peers", True, "median")  # train.py's defaults since December 2026
 VARIANTS = {
-    "poi-reliability": ["--member_weighting", "reliability"],
-    "poi-peers": _PEERS,
-    "poi-au": [*_PEERS, "--use_au_evidence", "True"],
+    "poi-prior": _pin_recipe("prior", "ensemble", False),
+    "poi-reliability": _pin_recipe("reliability", "ensemble", False),
+    "poi-peers": _pin_recipe("reliability", "reliable_peers", False),
+    "poi-au": _pin_recipe("reliability", "reliable_peers", True),
     "poi-au-median": _AU_MEDIAN,
     "poi-au-median-k3": [*_AU_MEDIAN, "--trust_sharpness", "3"],  # label trust (s[y] / max s) ** 3
     "poi-au-median-holdout": [*_AU_MEDIAN, "--reliability_holdout", "10"],  # members measured on unfitted faces
     # the same with a 5x longer memory of the accuracies (~640 held-out faces instead of ~130 at batch 64)
     "poi-au-median-holdout-m99": [*_AU_MEDIAN, "--reliability_holdout", "10", "--reliability_momentum", "0.99"],
+    # confidence = the TRN's max softmax moved by the uncertainty head (TRNConfig.confidence_from_softmax)
+    "poi-au-median-softmax-conf": [*_AU_MEDIAN, "--confidence_from_softmax", "True"],
 }
 ABLATIONS = (
     "use_au_prior",
+    "use_au_evidence",
     "use_mutual_learning",
     "use_uncertainty",
     "use_dynamic_transfer",

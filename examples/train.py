@@ -80,6 +80,11 @@ class ModelArguments:
     backbone_weights: str | None = field(
         default=None, metadata={"help": "torchvision-format ResNet state dict (e.g. MS-Celeb-1M) for both backbones."}
     )
+    confidence_from_softmax: bool = field(
+        default=False,
+        metadata={"help": "poi: the TRN's confidence is its max softmax probability moved by the uncertainty head "
+                  "(a logit offset) instead of the head's own score (TRNConfig.confidence_from_softmax)."},
+    )
 
 
 @dataclass
@@ -118,6 +123,15 @@ class DataArguments:
         check_noise_rate(self.noise_rate, "--noise_rate")
 
 
+# Where the training recipe departs from the configs' own defaults (which keep the plain AU-prior mixture): PIN pools
+# its members by measured reliability against the median member, with the AU-evidence member, and mutual learning
+# pulls each member toward more reliable peers (backed by the 30-epoch runs of docs/results.md, December 2026).
+RECIPE_DEFAULTS = {
+    "member_weighting": "reliability",
+    "reliability_reference": "median",
+    "use_au_evidence": True,
+    "mutual_target": "reliable_peers",
+}
 # POIArguments that set PIN's config, not POIConfig fields
 PIN_FLAGS = (
     "use_au_prior",
@@ -134,7 +148,10 @@ class POIArguments:
     """POI-R's loss settings: `POIConfig`'s fields (see its docstring and docs/method.md), one flag each, plus
     ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss, and
     ``member_weighting``, ``reliability_reference``, ``use_au_evidence``, ``reliability_holdout`` and
-    ``reliability_momentum``, PIN's (`PINConfig`)."""
+    ``reliability_momentum``, PIN's (`PINConfig`).
+
+    The defaults are the configs', except ``RECIPE_DEFAULTS``: the configs keep the plain AU-prior mixture
+    (``--member_weighting prior --mutual_target ensemble --use_au_evidence False`` here)."""
 
     temperature: float = field(default=2.0, metadata={"help": "T of the PIN -> TRN transfer."})
     transfer_beta: float = field(default=1.0, metadata={"help": "beta_max, the weight of PIN's soft labels."})
@@ -155,9 +172,9 @@ class POIArguments:
     au_loss_weight: float = field(default=0.1, metadata={"help": "Weight of the AU-prior BCE in the PIN loss."})
     mutual_weight: float = field(default=1.0, metadata={"help": "Weight of mutual learning in the PIN loss."})
     mutual_target: str = field(
-        default="ensemble",
-        metadata={"help": "What mutual learning pulls PIN's members toward: ensemble | reliable_peers (needs "
-                  "--member_weighting reliability)."},
+        default=RECIPE_DEFAULTS["mutual_target"],
+        metadata={"help": "What mutual learning pulls PIN's members toward: reliable_peers (needs "
+                  "--member_weighting reliability) | ensemble."},
     )
     pin_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the PIN loss in the joint loss."})
     use_pin_soft_labels: bool = field(default=True, metadata={"help": "Transfer PIN's soft labels to the TRN."})
@@ -165,18 +182,23 @@ class POIArguments:
     use_dynamic_transfer: bool = field(default=True, metadata={"help": "Ramp beta up (off: beta_max throughout)."})
     use_mutual_learning: bool = field(default=True, metadata={"help": "Pull PIN's branches toward their ensemble."})
     use_landmarks: bool = field(default=True, metadata={"help": "Feed landmarks to PIN (off: the template)."})
-    use_au_prior: bool = field(default=True, metadata={"help": "AU prior in PIN's aggregation and its AU loss."})
+    use_au_prior: bool = field(
+        default=True,
+        metadata={"help": "AU prior in PIN's AU loss and, with --member_weighting prior, its aggregation (the "
+                  "AU-evidence member has its own flag)."},
+    )
     member_weighting: str = field(
-        default="prior",
-        metadata={"help": "How PIN pools its members: prior (AU-prior mixture) | reliability (running accuracy)."},
+        default=RECIPE_DEFAULTS["member_weighting"],
+        metadata={"help": "How PIN pools its members: reliability (running accuracy) | prior (the AU-prior mixture; "
+                  "with --mutual_target ensemble --use_au_evidence False, the recipe before December 2026)."},
     )
     reliability_reference: str = field(
-        default="chance",
-        metadata={"help": "With --member_weighting reliability, what a member's weight is measured against: chance "
-                  "(log-odds over chance) | median (only the excess over the median member votes)."},
+        default=RECIPE_DEFAULTS["reliability_reference"],
+        metadata={"help": "With --member_weighting reliability, what a member's weight is measured against: median "
+                  "(only the excess over the median member votes) | chance (log-odds over chance)."},
     )
     use_au_evidence: bool = field(
-        default=False,
+        default=RECIPE_DEFAULTS["use_au_evidence"],
         metadata={"help": "Add PIN's AU-evidence member: predicted AUs scored against each emotion's AU-prior row "
                   "(needs --member_weighting reliability)."},
     )
@@ -251,7 +273,13 @@ def build_model(
     model_args: ModelArguments, poi_args: POIArguments, method: str, class_names, preset: str, image_size: int
 ) -> POIModel | TRNForImageClassification:
     """POI-R's PIN + TRN, or the TRN alone for a baseline (same backbone, same size)."""
-    trn = trn_config(preset, class_names, image_size=image_size, confidence_trained=method in CONFIDENCE_METHODS)
+    trn = trn_config(
+        preset,
+        class_names,
+        image_size=image_size,
+        confidence_trained=method in CONFIDENCE_METHODS,
+        confidence_from_softmax=model_args.confidence_from_softmax,
+    )
     if method != "poi":
         model = TRNForImageClassification(trn)
         backbones = {"trn": model.backbone}
@@ -294,6 +322,10 @@ def main(argv: list[str] | None = None) -> dict:
     if preset not in PRESETS:
         raise ValueError(f"--preset {preset!r}: choose auto or one of {sorted(PRESETS)}.")
     image_size = model_args.image_size or PRESETS[preset]["image_size"]
+    if model_args.confidence_from_softmax and method != "poi":
+        raise ValueError(
+            f"--confidence_from_softmax is POI-R's: {method} trains the uncertainty head as its own sample weight."
+        )
     output_dir = Path(training_args.output_dir)
     model_type = POIConfig.model_type if method == "poi" else TRNForImageClassification.config_class.model_type
     checkpoint = resolve_checkpoint(output_dir, training_args.resume_from_checkpoint, model_type)

@@ -34,6 +34,16 @@ def test_export_matches_pytorch(tmp_path, capsys):
     assert {"model.onnx", "config.json", "preprocessor_config.json"} <= {path.name for path in onnx_dir.iterdir()}
 
 
+def test_a_softmax_anchored_confidence_exports(tmp_path, capsys):
+    """TRNConfig.confidence_from_softmax adds the logit of the top probability to the head's output in the graph."""
+    trn_dir = save_tiny_checkpoints(tmp_path / "run")
+    config = json.loads((trn_dir / "config.json").read_text())
+    (trn_dir / "config.json").write_text(json.dumps({**config, "confidence_from_softmax": True}))
+    assert load_export_script().main(["--model", str(trn_dir), "--output", str(tmp_path / "onnx")]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["max_abs_diff"]["confidence"] < 1e-5
+
+
 def test_only_a_trn_is_exported(tmp_path):
     """A PIN folder would load as a TRN with random heads and pass the parity check: it is refused before export,
     pointing at the run's trn/ when there is one."""

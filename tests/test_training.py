@@ -138,6 +138,8 @@ def test_bad_arguments_give_clear_errors(tmp_path, synfer_cache):
         train.main([*no_data, "--output_dir", str(a_file)])
     with pytest.raises(FileNotFoundError, match="No model folder at .*missing_teacher"):
         train.main([*no_data, "--method", "kd", "--teacher_path", str(tmp_path / "missing_teacher")])
+    with pytest.raises(ValueError, match="--confidence_from_softmax is POI-R's: scn trains the uncertainty head"):
+        train.main([*no_data, "--method", "scn", "--confidence_from_softmax", "True"])
 
 
 class StopAfterFirstSave(TrainerCallback):
@@ -309,12 +311,14 @@ def test_every_flag_has_help_and_the_poi_flags_are_the_config_settings():
         (train.MethodArguments, train.ModelArguments, train.DataArguments, train.POIArguments, POITrainingArguments)
     )
     assert [action.option_strings for action in parser._actions if not action.help] == []
-    # POIArguments is written out with help; its defaults must stay POIConfig's.
+    # POIArguments is written out with help; its defaults must stay POIConfig's, except the training recipe's.
     settings = {f.name: f.default for f in fields(POIConfig) if f.name in vars(POIConfig)["__annotations__"]}
+    recipe = dict(train.RECIPE_DEFAULTS)
     flags = {f.name: f.default for f in fields(train.POIArguments)}
     assert flags.pop("use_au_prior") == settings.pop("use_au_loss")  # the AU prior switches PIN's prior and AU loss
     for name in set(train.PIN_FLAGS) - {"use_au_prior"}:  # PIN settings
-        assert flags.pop(name) == getattr(PINConfig, name)
+        assert flags.pop(name) == recipe.pop(name, getattr(PINConfig, name))
+    settings.update(recipe)
     assert flags == {name: value for name, value in settings.items() if name not in ("pin_config", "trn_config")}
 
 

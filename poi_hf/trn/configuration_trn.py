@@ -47,6 +47,11 @@ class TRNConfig(PreTrainedConfig):
         confidence_trained (`bool`, defaults to `True`): whether training fitted the uncertainty head (POI-R, SCN,
             RUL). A baseline that leaves it untrained (CE, label smoothing, KD, EAC) saves `False`, and the pipelines
             then report no ``confidence``.
+        confidence_from_softmax (`bool`, defaults to `False`): the uncertainty head outputs a logit offset on the
+            TRN's own top probability, ``confidence = sigmoid(head(h) + logit(max_c softmax(logits)_c))`` (the
+            probability detached), so ``confidence`` starts as the free max-softmax score and training moves it only
+            where the head has learned something (POI-R: where PIN backs the TRN's prediction more or less). `False`:
+            ``confidence = sigmoid(head(h))``, scored from scratch.
 
     Class names live in ``id2label`` / ``label2id`` (canonical lowercase emotion names in the training data's order).
     """
@@ -63,6 +68,7 @@ class TRNConfig(PreTrainedConfig):
     classifier_dropout: float = 0.0
     uncertainty_hidden_size: int = 128
     confidence_trained: bool = True
+    confidence_from_softmax: bool = False
 
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:

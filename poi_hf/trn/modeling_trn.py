@@ -145,7 +145,12 @@ class TRNForImageClassification(TRNPreTrainedModel):
         feature_map = self.backbone(pixel_values).feature_maps[-1]
         pooled = feature_map.mean(dim=(2, 3))
         logits = self.classifier(self.dropout(pooled))
-        confidence = torch.sigmoid(self.uncertainty_head(pooled)).squeeze(-1)
+        confidence_logit = self.uncertainty_head(pooled).squeeze(-1)
+        if self.config.confidence_from_softmax:
+            top_probability = logits.detach().float().softmax(-1).amax(-1).clamp(1e-6, 1 - 1e-6)
+            top_logit = top_probability.log() - (-top_probability).log1p()  # logit, written out for ONNX export
+            confidence_logit = confidence_logit + top_logit.to(confidence_logit.dtype)
+        confidence = torch.sigmoid(confidence_logit)
 
         loss = None
         if labels is not None:
