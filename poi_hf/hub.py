@@ -92,6 +92,19 @@ CONFIDENCE_MEANING = {
 the others leave it at its random start)."""
 
 
+def pin_pooling(config) -> str:
+    """How a PIN config's members make its soft label, in words for its card."""
+    if config.member_weighting == "prior":
+        return "facial-region branches and a global branch, mixed per emotion by an AU-emotion prior table,"
+    evidence = ", an AU-evidence member (predicted AUs scored against the AU-emotion prior table)" * bool(
+        config.use_au_evidence
+    )
+    return (
+        f"facial-region branches, a global branch{evidence}, pooled by each member's measured accuracy "
+        f"(against the {config.reliability_reference} member)"
+    )
+
+
 def metrics_table(metrics: Mapping[str, float]) -> str:
     """A markdown table of the metrics a card reports."""
     rows = [f"| {name} | {metrics[name]:.4f} |" for name in CARD_METRICS if name in metrics]
@@ -159,8 +172,8 @@ def model_card(
     summary = (
         f"Target Recognition Network (TRN) of POI-R: the deployed facial expression classifier. {confidence}"
         if is_trn
-        else "Prior Inference Network (PIN) of POI-R: facial-region branches guided by an AU-emotion prior, "
-        "aggregated into an emotion distribution (`soft_labels`) with per-region contributions."
+        else f"Prior Inference Network (PIN) of POI-R: {pin_pooling(config)} into an emotion distribution "
+        "(`soft_labels`), with each member's contribution (`region_contributions`)."
     )
     usage = (TRN_USAGE if is_trn else PIN_USAGE).format(repo_id=repo_id, num_labels=config.num_labels)
     extra = ""

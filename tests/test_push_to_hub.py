@@ -128,6 +128,14 @@ def test_trn_cards_say_what_confidence_means_for_their_method(method):
         assert "pin_support" in card.text and "error AUROC" in card.text
 
 
+def test_pin_cards_say_how_the_members_are_pooled():
+    prior = model_card(PINForImageClassification(tiny_pin_config()), repo_id="pin", dataset_name="SynFER")
+    assert "mixed per emotion by an AU-emotion prior table" in prior.text
+    recipe = tiny_pin_config(member_weighting="reliability", use_au_evidence=True, reliability_reference="median")
+    card = model_card(PINForImageClassification(recipe), repo_id="pin", dataset_name="SynFER")
+    assert "an AU-evidence member" in card.text and "measured accuracy (against the median member)" in card.text
+
+
 def card_metrics(card: ModelCard) -> dict[str, float]:
     return {result.metric_type: result.metric_value for result in card.data.eval_results}
 

@@ -27,8 +27,8 @@ class TRNOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy on ``labels`` when they are given.
         logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits.
-        confidence (`torch.FloatTensor` of shape `(B,)`): uncertainty-head output in (0, 1); an estimate of how far a
-            hard label for such a face can be trusted (low for ambiguous faces).
+        confidence (`torch.FloatTensor` of shape `(B,)`): uncertainty-head output in (0, 1); for POI-R, an estimate
+            of how far PIN backs the predicted label (low values flag likely errors; docs/method.md measures it).
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): pooled backbone features.
         feature_map (`torch.FloatTensor` of shape `(B, D, h, w)`, *optional*): the backbone's last feature map, whose
             spatial mean is ``pooler_output``; only with ``output_feature_map=True`` (class activation maps, EAC).
