@@ -5,7 +5,8 @@ the held-out validation split instead), next to the TRN, for finished SynFER run
 well each aggregation's label trust separates flipped from clean training labels (AUROC), and how well each
 uncertainty score on offer ranks the TRN's test errors (error AUROC; Spearman with the true distribution's entropy):
 the TRN's `confidence`, its max softmax probability, PIN's support of the TRN's prediction (`pin_support`), and a
-probe fitted after training on the TRN's training features to predict that support (`support_probe`).
+probe fitted after training on the TRN's training features to predict that support (`support_probe`), and the same
+probe fitted on half of the scored split's faces, which neither network trained on (`cross_fitted_probe`).
 
     python benchmarks/pin_members.py benchmarks/results/robustness/runs/noise30/poi/seed0 [more run folders]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -91,6 +93,18 @@ def support_probe(train_output, train_soft_labels: torch.Tensor, test_features: 
         return torch.sigmoid(probe(test_features).squeeze(-1))
 
 
+def cross_fitted_probe(output, soft_labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """`support_probe` fitted on faces neither network trained on: on a random half of the scored split (to PIN's
+    support of the TRN's prediction there, so no label is used), scored on the other half, and the other way round.
+    If a head fitted on unseen faces knew more of PIN's view than one fitted on training faces, this would show it."""
+    halves = torch.randperm(len(soft_labels), generator=torch.Generator().manual_seed(seed)).chunk(2)
+    features, scores = output.pooler_output.float(), torch.empty(len(soft_labels))
+    for fit, scored in (halves, halves[::-1]):
+        fitted = SimpleNamespace(pooler_output=features[fit], logits=output.logits[fit])
+        scores[scored] = support_probe(fitted, soft_labels[fit], features[scored])
+    return scores
+
+
 @torch.no_grad()
 def analyse(run: Path, eval_split: str = "test") -> dict:
     pin = PINForImageClassification.from_pretrained(run / "pin").eval()
@@ -121,6 +135,7 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
             trn_probs = trn_output.logits.float().softmax(-1)
             predicted = trn_probs.argmax(-1)
             report["trn_accuracy"] = float((predicted == data["clean_labels"]).float().mean())
+            scored_soft_labels = output.soft_labels.float()
             scored_truth = {
                 "right": (predicted == data["clean_labels"]).numpy(),
                 "true_distribution": data["true_distribution"].numpy(),
@@ -135,8 +150,13 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
             )
         else:  # what the TRN's features know of PIN's support, fitted on the training images after training
             test_features = trn_outputs[eval_split].pooler_output.float()
-            probe = support_probe(trn_outputs[split], output.soft_labels.float(), test_features)
-            report["uncertainty_scores"].update(uncertainty_scores({"trn probe of pin_support": probe}, **scored_truth))
+            probes = {
+                "trn probe of pin_support": support_probe(trn_outputs[split], output.soft_labels.float(), test_features),
+                "trn probe of pin_support, fitted on unseen faces": cross_fitted_probe(
+                    trn_outputs[eval_split], scored_soft_labels
+                ),
+            }
+            report["uncertainty_scores"].update(uncertainty_scores(probes, **scored_truth))
         probs = F.softmax(members / pin.config.temperature, dim=-1)
         candidates = {
             "pin soft label": output.soft_labels,

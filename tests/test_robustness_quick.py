@@ -90,7 +90,9 @@ def test_robustness_quick(tmp_path):
     )
     assert members.returncode == 0, members.stderr[-3000:]
     (report,) = json.loads((tmp_path / "pin.json").read_text())
-    assert list(report["member_accuracy"]) == [*PIN_REGIONS, "global"]
+    assert list(report["member_accuracy"]) == [*PIN_REGIONS, "global", "au_evidence"]  # train.py's recipe
+    probes = ("trn probe of pin_support", "trn probe of pin_support, fitted on unseen faces")
+    assert all(0.0 <= report["uncertainty_scores"][name]["error_auroc"] <= 1.0 for name in probes)
     soft = report["aggregations"]["pin soft label"]
     assert 0.0 <= soft["test_accuracy"] <= 1.0 and 0.0 <= soft["trust_auroc_clean_vs_flipped"] <= 1.0
     # PIN's own soft label, re-computed here from the saved PIN, gives the run's recorded trust AUROC
