@@ -96,8 +96,10 @@ def pin_pooling(config) -> str:
     """How a PIN config's members make its soft label, in words for its card."""
     if config.member_weighting == "prior":
         return "facial-region branches and a global branch, mixed per emotion by an AU-emotion prior table,"
-    evidence = ", an AU-evidence member (predicted AUs scored against the AU-emotion prior table)" * bool(
-        config.use_au_evidence
+    evidence = (
+        ", an AU-evidence member (predicted AUs scored against the AU-emotion prior table)"
+        if config.use_au_evidence
+        else ""
     )
     return (
         f"facial-region branches, a global branch{evidence}, pooled by each member's measured accuracy "
