@@ -146,7 +146,8 @@ PIN_FLAGS = (
 @dataclass
 class POIArguments:
     """POI-R's loss settings: `POIConfig`'s fields (see its docstring and docs/method.md), one flag each, plus
-    ``use_au_prior``, which switches the AU prior in both places it acts: PIN's aggregation and PIN's AU loss, and
+    ``use_au_prior``, which switches the AU prior in both places it acts: PIN's AU loss and, with the prior pooling,
+    PIN's aggregation, and
     ``member_weighting``, ``reliability_reference``, ``use_au_evidence``, ``reliability_holdout`` and
     ``reliability_momentum``, PIN's (`PINConfig`).
 

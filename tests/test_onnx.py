@@ -35,7 +35,8 @@ def test_export_matches_pytorch(tmp_path, capsys):
 
 
 def test_a_softmax_anchored_confidence_exports(tmp_path, capsys):
-    """TRNConfig.confidence_from_softmax adds the logit of the top probability to the head's output in the graph."""
+    """A TRN with confidence_from_softmax (the top probability's logit written with log/log1p) exports and matches
+    PyTorch; that the flag changes the confidence is tests/test_confidence_from_softmax.py's check."""
     trn_dir = save_tiny_checkpoints(tmp_path / "run")
     config = json.loads((trn_dir / "config.json").read_text())
     (trn_dir / "config.json").write_text(json.dumps({**config, "confidence_from_softmax": True}))
