@@ -85,10 +85,20 @@ TEST_METRICS = (
 )
 
 
-def settings(noise_levels: list[float], single_annotator: bool, synfer: bool = True) -> dict[str, list[str]]:
+# Setting-name prefix of each noise type: "noise30" is 30% symmetric noise, "asym30" 30% asymmetric noise.
+NOISE_PREFIXES = {"symmetric": "noise", "asymmetric": "asym", "pair": "pair"}
+
+
+def settings(
+    noise_levels: list[float], single_annotator: bool, synfer: bool = True, noise_type: str = "symmetric"
+) -> dict[str, list[str]]:
     """Setting name -> the train.py flags that make its training labels (real data: its own labels + noise)."""
     clean = ["--synfer_label_mode", "clean"] if synfer else []
-    table = {f"noise{round(rate * 100):02d}": [*clean, "--noise_rate", str(rate)] for rate in noise_levels}
+    prefix, flip = NOISE_PREFIXES[noise_type], ["--noise_type", noise_type]
+    table = {
+        f"{prefix}{round(rate * 100):02d}": [*clean, "--noise_rate", str(rate), *(flip if rate else [])]
+        for rate in noise_levels
+    }
     if single_annotator and synfer:
         table["single_annotator"] = ["--synfer_label_mode", "subjective"]
     return table
@@ -221,29 +231,30 @@ def plot(results: dict, out_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     noise_settings = sorted(s for s in results["aggregates"] if s.startswith("noise"))
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for method in [*METHODS, *VARIANTS]:
-        points = [
-            (int(s[5:]), results["aggregates"][s][method]["test_accuracy"])
-            for s in noise_settings
-            if method in results["aggregates"][s] and "test_accuracy" in results["aggregates"][s][method]
-        ]
-        if points:
-            xs, cells = zip(*points)
-            axis.errorbar(
-                xs,
-                [100 * c["mean"] for c in cells],
-                yerr=[100 * c["std"] for c in cells],
-                marker="o",
-                capsize=3,
-                label=method,
-            )
-    axis.set_xlabel("symmetric label noise (%)")
-    axis.set_ylabel("clean test accuracy (%)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(out_dir / "accuracy_vs_noise.png", dpi=110)
-    plt.close(figure)
+    if noise_settings:  # a curve over symmetric noise rates (asymmetric and single-annotator runs have none)
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for method in [*METHODS, *VARIANTS]:
+            points = [
+                (int(s[5:]), results["aggregates"][s][method]["test_accuracy"])
+                for s in noise_settings
+                if method in results["aggregates"][s] and "test_accuracy" in results["aggregates"][s][method]
+            ]
+            if points:
+                xs, cells = zip(*points)
+                axis.errorbar(
+                    xs,
+                    [100 * c["mean"] for c in cells],
+                    yerr=[100 * c["std"] for c in cells],
+                    marker="o",
+                    capsize=3,
+                    label=method,
+                )
+        axis.set_xlabel("symmetric label noise (%)")
+        axis.set_ylabel("clean test accuracy (%)")
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(out_dir / "accuracy_vs_noise.png", dpi=110)
+        plt.close(figure)
 
     histograms = (
         [
@@ -274,7 +285,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI-sized run: tiny preset, little data, 1 seed")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*METHODS, *VARIANTS])
-    parser.add_argument("--noise", nargs="+", type=float, default=[0.0, 0.1, 0.2, 0.3])
+    parser.add_argument(
+        "--noise", nargs="*", type=float, default=[0.0, 0.1, 0.2, 0.3], help="noise rates; none: single-annotator only"
+    )
+    parser.add_argument("--noise_type", default="symmetric", choices=list(NOISE_PREFIXES), help="how labels flip")
     parser.add_argument("--no_single_annotator", action="store_true")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--ablations", action="store_true", help="POI-R with each component off, at the top noise")
@@ -339,10 +353,13 @@ def main() -> None:
         "--scn_relabel_epoch",
         str(args.epochs * 2 / 3),
     ]
-    label_settings = settings(args.noise, not args.no_single_annotator, synfer)
+    label_settings = settings(args.noise, not args.no_single_annotator, synfer, args.noise_type)
+    if not label_settings:
+        parser.error("no setting to run: give --noise rates or drop --no_single_annotator")
     jobs = [(setting, method, VARIANTS.get(method, [])) for setting in label_settings for method in methods]
     # ablations are trained at the top noise level; a report also shows those finished at other settings
-    ablated = list(label_settings) if args.report_only else [f"noise{round(max(args.noise) * 100):02d}"]
+    top_noise = f"{NOISE_PREFIXES[args.noise_type]}{round(max(args.noise, default=0) * 100):02d}"
+    ablated = list(label_settings) if args.report_only else [top_noise]
     if args.ablations:
         jobs += [(s, f"poi-no_{flag[4:]}", [f"--{flag}", "False"]) for s in ablated for flag in ABLATIONS]
 

@@ -98,3 +98,19 @@ def test_robustness_quick(tmp_path):
     # PIN's own soft label, re-computed here from the saved PIN, gives the run's recorded trust AUROC
     recorded = results["runs"]["noise30"]["poi"]["seed0"]["alpha_auroc"]
     assert soft["trust_auroc_clean_vs_flipped"] == pytest.approx(recorded, abs=1e-3)
+
+
+def test_settings_name_each_noise_type_and_pass_it_to_train():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import robustness
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    table = robustness.settings([0.0, 0.3], single_annotator=True, noise_type="asymmetric")
+    assert table == {
+        "asym00": ["--synfer_label_mode", "clean", "--noise_rate", "0.0"],
+        "asym30": ["--synfer_label_mode", "clean", "--noise_rate", "0.3", "--noise_type", "asymmetric"],
+        "single_annotator": ["--synfer_label_mode", "subjective"],
+    }
+    assert list(robustness.settings([0.2], single_annotator=False)) == ["noise20"]
+    assert robustness.settings([], single_annotator=False) == {}
