@@ -58,6 +58,8 @@ VARIANTS = {
     "poi-au-median-holdout": [*_AU_MEDIAN, "--reliability_holdout", "10"],  # members measured on unfitted faces
     # the same with a 5x longer memory of the accuracies (~640 held-out faces instead of ~130 at batch 64)
     "poi-au-median-holdout-m99": [*_AU_MEDIAN, "--reliability_holdout", "10", "--reliability_momentum", "0.99"],
+    # beta follows PIN's lead over the TRN on held-out faces that train neither (POIConfig.transfer_schedule)
+    "poi-au-median-lead": [*_AU_MEDIAN, "--reliability_holdout", "10", "--transfer_schedule", "pin_lead"],
     # confidence = the TRN's max softmax moved by the uncertainty head (TRNConfig.confidence_from_softmax)
     "poi-au-median-softmax-conf": [*_AU_MEDIAN, "--confidence_from_softmax", "True"],
 }

@@ -161,6 +161,11 @@ class POIArguments:
         default=0.0, metadata={"help": "gamma, PIN's share in the target of a fully trusted label, in [0, 1]."}
     )
     transfer_ramp_epochs: float = field(default=3.0, metadata={"help": "Epochs of beta's ramp from 0 to beta_max."})
+    transfer_schedule: str = field(
+        default="ramp",
+        metadata={"help": "What sets beta after its ramp: ramp (the clock) | pin_lead (times PIN's lead over the TRN "
+                  "on the held-out faces of --reliability_holdout, which then train neither network)."},
+    )
     uncertainty_weight: float = field(default=1.0, metadata={"help": "lambda of the uncertainty-head loss."})
     uncertainty_regularizer: str = field(
         default="pin_agreement", metadata={"help": "How alpha is made: pin_agreement | log | rank."}

@@ -11,6 +11,7 @@ TRANSFER_MODES = ("interpolate", "additive")
 REGULARIZERS = ("pin_agreement", "log", "rank")
 CONFIDENCE_TARGETS = ("label_trust", "prediction_support")
 MUTUAL_TARGETS = ("ensemble", "reliable_peers")
+TRANSFER_SCHEDULES = ("ramp", "pin_lead")
 
 
 class POIConfig(PreTrainedConfig):
@@ -33,6 +34,13 @@ class POIConfig(PreTrainedConfig):
         transfer_floor (`float`, defaults to 0.0): ``gamma``, the share of PIN's soft label in the target of a fully
             trusted label (PIN's share of sample i is ``gamma + (1 - gamma)(1 - alpha_i)``), in [0, 1].
         transfer_ramp_epochs (`float`, defaults to 3.0): epochs over which ``beta(e)`` ramps from 0 to ``beta_max``.
+        transfer_schedule (`str`, defaults to `"ramp"`): what sets ``beta`` after its ramp. `"ramp"`: the clock alone;
+            `"pin_lead"`: the ramp times ``min(1, rho)``, with ``rho`` PIN's lead over the TRN on faces neither has
+            fitted: the held-out samples of the PIN's ``reliability_holdout`` are kept out of the TRN's loss too, and
+            on them ``rho = (a_PIN - 1/C) / (a_TRN - 1/C)`` from the running accuracies of PIN's soft label and of the
+            TRN against the (noisy) labels. Symmetric noise scales both excesses over chance by the same factor, so
+            ``rho`` needs no noise rate: PIN's soft labels get full weight while PIN is the better classifier and
+            less as the TRN overtakes it. Needs ``reliability_holdout >= 2``.
         uncertainty_weight (`float`, defaults to 1.0): ``lambda`` of the uncertainty-head loss.
         uncertainty_regularizer (`str`, defaults to `"pin_agreement"`): how alpha is made. `"pin_agreement"`: the
             sample weight is PIN's relative support of the given label and the head learns to predict it (BCE);
@@ -75,6 +83,7 @@ class POIConfig(PreTrainedConfig):
     transfer_mode: str = "interpolate"
     transfer_floor: float = 0.0
     transfer_ramp_epochs: float = 3.0
+    transfer_schedule: str = "ramp"
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "pin_agreement"
     trust_sharpness: float = 1.0
@@ -116,6 +125,19 @@ class POIConfig(PreTrainedConfig):
             raise ValueError(
                 "mutual_target='reliable_peers' needs the members' measured reliabilities: set the PIN's "
                 f"member_weighting='reliability' (it is {self.pin_config.member_weighting!r})."
+            )
+        if self.transfer_schedule not in TRANSFER_SCHEDULES:
+            raise ValueError(
+                f"transfer_schedule must be one of {TRANSFER_SCHEDULES}, got {self.transfer_schedule!r}."
+            )
+        if self.transfer_schedule == "pin_lead" and not (
+            self.pin_config.reliability_holdout and self.use_pin_soft_labels
+        ):
+            raise ValueError(
+                "transfer_schedule='pin_lead' measures PIN and the TRN on held-out training faces and weighs PIN's "
+                "soft labels by the result: set the PIN's reliability_holdout >= 2 (it is "
+                f"{self.pin_config.reliability_holdout}) and keep use_pin_soft_labels on (it is "
+                f"{self.use_pin_soft_labels})."
             )
         if self.uncertainty_regularizer not in REGULARIZERS:
             raise ValueError(

@@ -53,6 +53,14 @@ def kl_to_target(target: torch.Tensor, logits: torch.Tensor, temperature: float)
     return temperature**2 * (target * (target.clamp_min(1e-12).log() - log_probs)).sum(-1)
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` (B,) over the samples where ``mask`` (B,) bool is True (all when None); 0 for none."""
+    if mask is None:
+        return values.mean()
+    weight = mask.to(values.dtype)
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def transfer_weight(epoch: float, beta_max: float, ramp_epochs: float, dynamic: bool = True) -> float:
     """``beta(e)`` of dynamic knowledge transfer: ``beta_max * exp(-5 (1 - e / R)^2)`` for e < R, then ``beta_max``.
 
@@ -99,7 +107,7 @@ def pin_losses(
         target = target_distribution.to(member_logits.dtype)
     sample_weight = member_logits.new_ones(batch) if supervised is None else supervised.to(member_logits.dtype)
     per_sample = soft_cross_entropy(member_logits, target.unsqueeze(1).expand(-1, members, -1)).mean(1)
-    ce = (per_sample * sample_weight).sum() / sample_weight.sum().clamp_min(1.0)
+    ce = masked_mean(per_sample, supervised)
 
     au_target = (target @ au_prior).unsqueeze(1).expand_as(au_logits)  # (B, K, A)
     mask = region_aus.unsqueeze(0) * sample_weight[:, None, None]  # (B, K, A)
@@ -158,6 +166,7 @@ def trn_losses(
     target_distribution: torch.Tensor | None = None,
     mode: str = "interpolate",
     floor: float = 0.0,
+    supervised: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """TRN's classification terms (scalars, each already multiplied by its sample weights).
 
@@ -171,6 +180,7 @@ def trn_losses(
         target_distribution: (B, C) annotation distribution used instead of ``labels`` for the CE term.
         mode: "interpolate" (default) or "additive", see the module docstring.
         floor: ``gamma``, PIN's share of a fully trusted label (module docstring), in [0, 1].
+        supervised: (B,) bool, the samples the TRN trains on (means over them); None: all.
     """
     if mode not in TRANSFER_MODES:
         raise ValueError(f"Unknown transfer mode {mode!r}; expected one of {TRANSFER_MODES}.")
@@ -183,10 +193,10 @@ def trn_losses(
     hard_weight = confidence
     if pin_soft_labels is not None and mode == "interpolate":
         hard_weight = 1.0 - beta * pin_share
-    terms = {"ce": (hard_weight * ce_per_sample).mean()}
+    terms = {"ce": masked_mean(hard_weight * ce_per_sample, supervised)}
     if pin_soft_labels is not None:
         kl = kl_to_target(pin_soft_labels.detach().float(), logits, temperature)
-        terms["transfer"] = beta * (pin_share * kl).mean()
+        terms["transfer"] = beta * masked_mean(pin_share * kl, supervised)
     return terms
 
 
@@ -217,6 +227,7 @@ def joint_losses(
     soft_labels: torch.Tensor | None = None,
     member_reliability: torch.Tensor | None = None,
     pin_supervised: torch.Tensor | None = None,
+    trn_supervised: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The POI-R training loss with its terms, as `POITrainer` logs them.
 
@@ -230,8 +241,9 @@ def joint_losses(
         soft_labels: (B, C) annotation distribution (e.g. FERPlus votes) when the dataset has one.
         member_reliability: (M,) PIN's member reliabilities for ``mutual_target="reliable_peers"`` (the caller
             passes them in that mode only); None pulls every member toward PIN's soft label.
-        pin_supervised: (B,) bool, the samples whose labels train PIN (see `pin_losses`); None: all. The TRN's terms
-            use every sample.
+        pin_supervised: (B,) bool, the samples whose labels train PIN (see `pin_losses`); None: all.
+        trn_supervised: (B,) bool, the samples the TRN's terms train on (``transfer_schedule="pin_lead"`` keeps the
+            held-out ones out); None: all.
 
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
@@ -275,6 +287,7 @@ def joint_losses(
         soft_labels,
         config.transfer_mode,
         config.transfer_floor,
+        trn_supervised,
     )
     terms["trn_ce"] = trn["ce"]
     if transfer_on:
@@ -284,7 +297,8 @@ def joint_losses(
             target = confidence
             if config.confidence_target == "prediction_support":
                 target = prediction_support(outputs.pin_soft_labels, outputs.logits)
-            regularizer = F.binary_cross_entropy(head.clamp(1e-6, 1 - 1e-6), target)
+            bce = F.binary_cross_entropy(head.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+            regularizer = masked_mean(bce, trn_supervised)
         else:
             regularizer = uncertainty_regularizer(head, config.uncertainty_regularizer)
         terms["alpha_reg"] = config.uncertainty_weight * regularizer

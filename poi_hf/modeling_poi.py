@@ -61,7 +61,30 @@ class POIModel(PreTrainedModel):
         super().__init__(config)
         self.pin = pin if pin is not None else PINForImageClassification(config.pin_config)
         self.trn = trn if trn is not None else TRNForImageClassification(config.trn_config)
+        # Running accuracies of PIN's soft label and of the TRN on the held-out training faces, starting at chance
+        # (transfer_schedule="pin_lead"; saved only there, so other checkpoints keep their keys).
+        self.register_buffer(
+            "heldout_accuracy",
+            torch.full((2,), 1.0 / config.num_labels),
+            persistent=config.transfer_schedule == "pin_lead",
+        )
         self.post_init()
+
+    @torch.no_grad()
+    def update_heldout_accuracy(self, output: "POIOutput", labels: torch.Tensor, held_out: torch.Tensor) -> None:
+        """Move the running accuracies of PIN's soft label and the TRN toward this batch's on ``held_out`` (B,) bool
+        (with the PIN's ``reliability_momentum``); a batch without held-out samples leaves them as they are."""
+        if not bool(held_out.any()):
+            return
+        predictions = torch.stack([output.pin_soft_labels.argmax(-1), output.logits.argmax(-1)])[:, held_out]
+        correct = (predictions == labels[held_out]).float().mean(1)
+        self.heldout_accuracy.lerp_(correct, 1.0 - self.config.pin_config.reliability_momentum)
+
+    def pin_lead(self) -> torch.Tensor:
+        """``min(1, rho)``, ``rho = (a_PIN - 1/C) / (a_TRN - 1/C)`` from `heldout_accuracy` (a scalar tensor): 0 while
+        PIN is at chance, 1 while it is at least as far above chance as the TRN."""
+        excess = (self.heldout_accuracy - 1.0 / self.config.num_labels).clamp_min(0.0)
+        return (excess[0] / excess[1].clamp_min(1e-3)).clamp(max=1.0)
 
     def forward(
         self,
@@ -84,7 +107,8 @@ class POIModel(PreTrainedModel):
             sample_index: (B,) the samples' row numbers in the training set; needed in training when PIN keeps
                 samples out to measure its members (`PINConfig.reliability_holdout`).
             beta: the transfer weight ``beta(e)`` of this step (`poi_hf.losses.transfer_weight`); default
-                ``config.transfer_beta``, its value once the ramp is over.
+                ``config.transfer_beta``, its value once the ramp is over. With ``transfer_schedule="pin_lead"`` it is
+                multiplied by `pin_lead` (``loss_terms["transfer_weight"]`` is the weight used).
             return_dict: return a `POIOutput` (default: ``config.return_dict``) or a tuple.
             kwargs: transformers' common forward arguments (e.g. the Trainer's ``num_items_in_batch``), accepted and
                 unused; any other name (e.g. ``landmark=``) raises a `TypeError`.
@@ -103,6 +127,13 @@ class POIModel(PreTrainedModel):
         if labels is not None:
             check_labels(labels, self.config.num_labels)
             held_out = self.pin.measure_members(output.pin_member_logits, labels, sample_index)
+            beta = self.config.transfer_beta if beta is None else beta
+            trn_supervised = None
+            if self.config.transfer_schedule == "pin_lead":
+                if held_out is not None:  # training: the held-out faces measure both networks and train neither
+                    self.update_heldout_accuracy(output, labels, held_out)
+                    trn_supervised = ~held_out
+                beta = beta * float(self.pin_lead())
             # The loss math stays float32 under bf16/fp16 autocast (the Trainer's mixed precision wraps forward).
             with torch.autocast(pixel_values.device.type, enabled=False):
                 terms = joint_losses(
@@ -111,11 +142,13 @@ class POIModel(PreTrainedModel):
                     labels,
                     self.pin.priors.au_prior,
                     self.pin.priors.region_aus,
-                    self.config.transfer_beta if beta is None else beta,
+                    beta,
                     soft_labels,
                     self.pin.member_reliability() if self.config.mutual_target == "reliable_peers" else None,
                     None if held_out is None else ~held_out,
+                    trn_supervised,
                 )
+            terms["transfer_weight"] = output.logits.new_tensor(beta).float()
             output = POIOutput(loss=terms.pop("loss"), loss_terms=terms, **output)  # fields in declared order
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
