@@ -99,6 +99,20 @@ def test_robustness_quick(tmp_path):
     recorded = results["runs"]["noise30"]["poi"]["seed0"]["alpha_auroc"]
     assert soft["trust_auroc_clean_vs_flipped"] == pytest.approx(recorded, abs=1e-3)
 
+    # benchmarks/teacher_lead.py: PIN vs TRN validation accuracy per epoch, with the transfer weight the run used
+    lead = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "teacher_lead.py"), str(poi_run), "--out", str(tmp_path / "l.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert lead.returncode == 0, lead.stderr[-3000:]
+    (curve,) = json.loads((tmp_path / "l.json").read_text()).values()
+    assert [row["epoch"] for row in curve] == [1.0, 2.0]
+    best = results["runs"]["noise30"]["poi"]["seed0"]["best_accuracy"]
+    assert max(row["trn_accuracy"] for row in curve) == pytest.approx(best)
+    assert all(0.0 <= row["transfer_weight"] <= 1.0 for row in curve)
+
 
 def test_settings_name_each_noise_type_and_pass_it_to_train():
     sys.path.insert(0, str(ROOT / "benchmarks"))
