@@ -27,7 +27,8 @@ class POIOutput(ModelOutput):
         pin_member_logits (`torch.FloatTensor` of shape `(B, M, C)`): PIN's members (`PINConfig.member_names`).
         pin_au_logits (`torch.FloatTensor` of shape `(B, K, A)`): PIN region AU logits.
         loss_terms (`dict[str, torch.FloatTensor]`, *optional*): with ``labels``, the weighted terms of ``loss`` and
-            the detached statistics that `poi_hf.losses.joint_losses` returns (without the total), for logging.
+            the detached statistics that `poi_hf.losses.joint_losses` returns (without the total), and
+            ``transfer_weight``, the ``beta`` the TRN loss used, for logging.
     """
 
     loss: torch.FloatTensor | None = None
