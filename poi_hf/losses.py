@@ -248,8 +248,8 @@ def joint_losses(
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
         (each with its weight applied, a switched-off term is absent), and detached statistics ``alpha_mean`` (the
-        label trust the TRN loss used), ``confidence_head_mean`` (the TRN uncertainty head's output) and
-        ``pin_agreement`` (share of samples whose label is PIN's top class).
+        label trust the TRN loss used), ``confidence_head_mean`` (the TRN uncertainty head's output),
+        ``pin_agreement`` (share of samples whose label is PIN's top class) and ``transfer_weight`` (``beta``).
     """
     pin = pin_losses(
         outputs.pin_member_logits,
@@ -308,4 +308,5 @@ def joint_losses(
     terms["alpha_mean"] = confidence.detach().float().mean()
     terms["confidence_head_mean"] = head.detach().mean()
     terms["pin_agreement"] = (outputs.pin_soft_labels.detach().argmax(-1) == labels).float().mean()
+    terms["transfer_weight"] = torch.tensor(float(beta), device=labels.device)
     return terms

@@ -27,8 +27,7 @@ class POIOutput(ModelOutput):
         pin_member_logits (`torch.FloatTensor` of shape `(B, M, C)`): PIN's members (`PINConfig.member_names`).
         pin_au_logits (`torch.FloatTensor` of shape `(B, K, A)`): PIN region AU logits.
         loss_terms (`dict[str, torch.FloatTensor]`, *optional*): with ``labels``, the weighted terms of ``loss`` and
-            the detached statistics that `poi_hf.losses.joint_losses` returns (without the total), and
-            ``transfer_weight``, the ``beta`` the TRN loss used, for logging.
+            the detached statistics that `poi_hf.losses.joint_losses` returns (without the total), for logging.
     """
 
     loss: torch.FloatTensor | None = None
@@ -149,7 +148,6 @@ class POIModel(PreTrainedModel):
                     None if held_out is None else ~held_out,
                     trn_supervised,
                 )
-            terms["transfer_weight"] = output.logits.new_tensor(beta).float()
             output = POIOutput(loss=terms.pop("loss"), loss_terms=terms, **output)  # fields in declared order
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()

@@ -111,7 +111,8 @@ def test_robustness_quick(tmp_path):
     assert [row["epoch"] for row in curve] == [1.0, 2.0]
     best = results["runs"]["noise30"]["poi"]["seed0"]["best_accuracy"]
     assert max(row["trn_accuracy"] for row in curve) == pytest.approx(best)
-    assert all(0.0 <= row["transfer_weight"] <= 1.0 for row in curve)
+    # an epoch of 3 steps logs nothing at --logging_steps 20, so it has no weight to show
+    assert all(row["transfer_weight"] is None or 0.0 <= row["transfer_weight"] <= 1.0 for row in curve)
 
 
 def test_settings_name_each_noise_type_and_pass_it_to_train():
