@@ -39,7 +39,9 @@ def epoch_curves(run: Path) -> list[dict]:
             }
         )
     if not rows:
-        raise ValueError(f"{run}: no evaluation with PIN's accuracy in trainer_state.json (a POI-R run evaluated per epoch?)")
+        raise ValueError(
+            f"{run}: no evaluation with PIN's accuracy in trainer_state.json (a POI-R run evaluated per epoch?)"
+        )
     return rows
 
 
