@@ -91,14 +91,19 @@ TEST_METRICS = (
 NOISE_PREFIXES = {"symmetric": "noise", "asymmetric": "asym", "pair": "pair"}
 
 
+def noise_setting(rate: float, noise_type: str = "symmetric") -> str:
+    """The setting name of a noise rate and type, e.g. 0.3 asymmetric -> "asym30"."""
+    return f"{NOISE_PREFIXES[noise_type]}{round(rate * 100):02d}"
+
+
 def settings(
     noise_levels: list[float], single_annotator: bool, synfer: bool = True, noise_type: str = "symmetric"
 ) -> dict[str, list[str]]:
     """Setting name -> the train.py flags that make its training labels (real data: its own labels + noise)."""
     clean = ["--synfer_label_mode", "clean"] if synfer else []
-    prefix, flip = NOISE_PREFIXES[noise_type], ["--noise_type", noise_type]
+    flip = ["--noise_type", noise_type]
     table = {
-        f"{prefix}{round(rate * 100):02d}": [*clean, "--noise_rate", str(rate), *(flip if rate else [])]
+        noise_setting(rate, noise_type): [*clean, "--noise_rate", str(rate), *(flip if rate else [])]
         for rate in noise_levels
     }
     if single_annotator and synfer:
@@ -360,8 +365,7 @@ def main() -> None:
         parser.error("no setting to run: give --noise rates or drop --no_single_annotator")
     jobs = [(setting, method, VARIANTS.get(method, [])) for setting in label_settings for method in methods]
     # ablations are trained at the top noise level; a report also shows those finished at other settings
-    top_noise = f"{NOISE_PREFIXES[args.noise_type]}{round(max(args.noise, default=0) * 100):02d}"
-    ablated = list(label_settings) if args.report_only else [top_noise]
+    ablated = list(label_settings) if args.report_only else [noise_setting(max(args.noise, default=0), args.noise_type)]
     if args.ablations:
         jobs += [(s, f"poi-no_{flag[4:]}", [f"--{flag}", "False"]) for s in ablated for flag in ABLATIONS]
 

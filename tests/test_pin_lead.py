@@ -6,9 +6,7 @@ import torch
 
 from poi_hf import POIConfig, POIModel
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
-from tiny_run import tiny_synfer, tiny_trainer
-
-HOLDOUT = {"member_weighting": "reliability", "reliability_holdout": 2, "reliability_momentum": 0.5}
+from tiny_run import HOLDOUT, holdout_batch, tiny_synfer, tiny_trainer
 
 
 def lead_model(seed: int = 0, momentum: float = 0.5, **overrides) -> POIModel:
@@ -20,16 +18,6 @@ def lead_model(seed: int = 0, momentum: float = 0.5, **overrides) -> POIModel:
         **overrides,
     )
     return POIModel(config).train()
-
-
-def batch(size: int = 4) -> dict:
-    torch.manual_seed(1)
-    side = tiny_pin_config().image_size
-    return {
-        "pixel_values": torch.randn(size, 3, side, side),
-        "labels": torch.arange(size),
-        "sample_index": torch.arange(size),  # rows 0 and 2 are held out (index % 2 == 0)
-    }
 
 
 def test_pin_lead_needs_a_holdout_and_the_transfer():
@@ -53,7 +41,7 @@ def far_ahead_model() -> POIModel:
 
 
 def test_held_out_labels_train_neither_network():
-    inputs = batch()
+    inputs = holdout_batch()
     outputs = far_ahead_model()(**inputs)
     relabelled = dict(inputs, labels=inputs["labels"].clone())
     relabelled["labels"][[0, 2]] = torch.tensor([5, 6])  # other labels on the held-out rows
@@ -68,7 +56,7 @@ def test_held_out_labels_train_neither_network():
 
 
 def test_held_out_rows_measure_pin_and_the_trn():
-    model, inputs = lead_model(), batch()
+    model, inputs = lead_model(), holdout_batch()
     outputs = model(**inputs)
     held_out = torch.tensor([True, False, True, False])
     labels = inputs["labels"][held_out]
@@ -94,14 +82,14 @@ def test_held_out_rows_measure_pin_and_the_trn():
 def test_the_transfer_weight_is_the_ramp_times_the_lead(accuracies, lead):
     model = lead_model().eval()  # evaluation measures nothing, so the set accuracies hold
     model.heldout_accuracy.copy_(torch.tensor(accuracies))
-    outputs = model(**batch(), beta=0.5)
+    outputs = model(**holdout_batch(), beta=0.5)
     assert outputs.loss_terms["transfer_weight"].item() == pytest.approx(0.5 * lead, abs=1e-6)
 
 
 def test_the_ramp_schedule_keeps_the_given_weight():
     torch.manual_seed(0)
     model = POIModel(POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config())).train()
-    inputs = batch()
+    inputs = holdout_batch()
     del inputs["sample_index"]
     assert model(**inputs, beta=0.25).loss_terms["transfer_weight"].item() == pytest.approx(0.25)
     assert "heldout_accuracy" not in model.state_dict()  # other checkpoints keep their keys

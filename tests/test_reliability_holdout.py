@@ -7,24 +7,12 @@ from torch.nn import functional as F
 
 from poi_hf import PINForImageClassification, POIConfig, POIModel
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
-from tiny_run import tiny_synfer, tiny_trainer
-
-HOLDOUT = {"member_weighting": "reliability", "reliability_holdout": 2, "reliability_momentum": 0.5}
+from tiny_run import HOLDOUT, holdout_batch, tiny_synfer, tiny_trainer
 
 
 def holdout_model(seed: int = 0) -> POIModel:
     torch.manual_seed(seed)
     return POIModel(POIConfig(pin_config=tiny_pin_config(**HOLDOUT), trn_config=tiny_trn_config())).train()
-
-
-def batch(size: int = 4) -> dict:
-    torch.manual_seed(1)
-    side = tiny_pin_config().image_size
-    return {
-        "pixel_values": torch.randn(size, 3, side, side),
-        "labels": torch.arange(size),
-        "sample_index": torch.arange(size),  # rows 0 and 2 are held out (index % 2 == 0)
-    }
 
 
 @pytest.mark.parametrize("folds", [1, -2])
@@ -58,7 +46,7 @@ def test_only_held_out_samples_move_the_member_accuracies():
 
 
 def test_held_out_labels_train_the_trn_but_not_pin():
-    model, inputs = holdout_model(), batch()
+    model, inputs = holdout_model(), holdout_batch()
     outputs = model(**inputs)
     fitted = torch.tensor([False, True, False, True])
     members = outputs.pin_member_logits.shape[1]
@@ -77,7 +65,7 @@ def test_held_out_labels_train_the_trn_but_not_pin():
 
 
 def test_the_held_out_rows_measure_the_members_in_joint_training():
-    model, inputs = holdout_model(), batch()
+    model, inputs = holdout_model(), holdout_batch()
     before = model.pin.member_accuracy.clone()
     outputs = model(**inputs)
     held_out = torch.tensor([True, False, True, False])
@@ -92,7 +80,7 @@ def test_the_held_out_rows_measure_the_members_in_joint_training():
 
 
 def test_training_without_row_numbers_is_refused_and_evaluation_needs_none():
-    model, inputs = holdout_model(), batch()
+    model, inputs = holdout_model(), holdout_batch()
     del inputs["sample_index"]
     with pytest.raises(ValueError, match="pass sample_index"):
         model(**inputs)
@@ -102,7 +90,7 @@ def test_training_without_row_numbers_is_refused_and_evaluation_needs_none():
 def test_standalone_pin_fits_only_the_other_samples():
     torch.manual_seed(0)
     pin = PINForImageClassification(tiny_pin_config(**HOLDOUT)).train()
-    inputs = batch()
+    inputs = holdout_batch()
     outputs = pin(inputs["pixel_values"], labels=inputs["labels"], sample_index=inputs["sample_index"])
     members = outputs.member_logits.shape[1]
     per_sample = F.cross_entropy(

@@ -37,6 +37,21 @@ def tiny_model(seed: int = 0, **poi_settings) -> POIModel:
     return POIModel(POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), **poi_settings))
 
 
+# A tiny PIN whose every second training sample (sample_index % 2 == 0) is held out of its label losses.
+HOLDOUT = {"member_weighting": "reliability", "reliability_holdout": 2, "reliability_momentum": 0.5}
+
+
+def holdout_batch(size: int = 4) -> dict:
+    """A random training batch with row numbers: rows 0 and 2 are held out under `HOLDOUT`."""
+    torch.manual_seed(1)
+    side = tiny_pin_config().image_size
+    return {
+        "pixel_values": torch.randn(size, 3, side, side),
+        "labels": torch.arange(size),
+        "sample_index": torch.arange(size),  # rows 0 and 2 are held out (index % 2 == 0)
+    }
+
+
 def tiny_trainer_inputs(output_dir, dataset, **overrides) -> dict:
     """Everything but the model (and the method) that the tiny trainers share; ``overrides`` go to the arguments."""
     settings = dict(
