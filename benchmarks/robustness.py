@@ -62,6 +62,11 @@ VARIANTS = {
     "poi-au-median-lead": [*_AU_MEDIAN, "--reliability_holdout", "10", "--transfer_schedule", "pin_lead"],
     # confidence = the TRN's max softmax moved by the uncertainty head (TRNConfig.confidence_from_softmax)
     "poi-au-median-softmax-conf": [*_AU_MEDIAN, "--confidence_from_softmax", "True"],
+    # the same, its offset fitted for the TRN's correctness on held-out faces the TRN does not train on
+    "poi-au-median-holdout-correct": [
+        *_AU_MEDIAN, "--reliability_holdout", "10", "--confidence_target", "correctness",
+        "--confidence_from_softmax", "True",
+    ],
 }
 ABLATIONS = (
     "use_au_prior",

@@ -173,7 +173,9 @@ class POIArguments:
     trust_sharpness: float = field(default=1.0, metadata={"help": "k of the label trust (s[y] / max s) ** k."})
     confidence_target: str = field(
         default="prediction_support",
-        metadata={"help": "What the uncertainty head predicts: label_trust | prediction_support (docs/method.md)."},
+        metadata={"help": "What the uncertainty head predicts: label_trust | prediction_support | correctness (whether "
+                  "the TRN is right, fitted on the held-out faces of --reliability_holdout, which then do not train "
+                  "the TRN; its head reads detached features) (docs/method.md)."},
     )
     au_loss_weight: float = field(default=0.1, metadata={"help": "Weight of the AU-prior BCE in the PIN loss."})
     mutual_weight: float = field(default=1.0, metadata={"help": "Weight of mutual learning in the PIN loss."})
@@ -285,6 +287,7 @@ def build_model(
         image_size=image_size,
         confidence_trained=method in CONFIDENCE_METHODS,
         confidence_from_softmax=model_args.confidence_from_softmax,
+        uncertainty_head_detached=method == "poi" and poi_args.confidence_target == "correctness",
     )
     if method != "poi":
         model = TRNForImageClassification(trn)

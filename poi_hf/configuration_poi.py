@@ -9,7 +9,7 @@ from .trn import TRNConfig
 # Valid values of the loss settings. `poi_hf.losses` imports them from here: the configuration imports no loss code.
 TRANSFER_MODES = ("interpolate", "additive")
 REGULARIZERS = ("pin_agreement", "log", "rank")
-CONFIDENCE_TARGETS = ("label_trust", "prediction_support")
+CONFIDENCE_TARGETS = ("label_trust", "prediction_support", "correctness")
 MUTUAL_TARGETS = ("ensemble", "reliable_peers")
 TRANSFER_SCHEDULES = ("ramp", "pin_lead")
 
@@ -53,7 +53,12 @@ class POIConfig(PreTrainedConfig):
             with `"pin_agreement"`. `"prediction_support"`: PIN's probability ``s[argmax z]`` of the TRN's own
             prediction, so the deployed ``confidence`` falls where the TRN is likely wrong; `"label_trust"`: the
             sample weight alpha itself (PIN's relative support of the given label; it ranks the TRN's test errors
-            worse than chance, docs/method.md). Either way alpha, and hence the classifier's training, is the same.
+            worse than chance, docs/method.md); `"correctness"`: whether the TRN's prediction is the given label,
+            learned only on faces the TRN does not train on (the held-out samples of the PIN's
+            ``reliability_holdout``, kept out of the TRN's loss), so that ``confidence`` estimates how often the TRN
+            is right on new faces rather than on faces it has fitted. Needs ``reliability_holdout >= 2`` and the TRN's
+            ``uncertainty_head_detached`` (the head's loss must not reach the backbone through the held-out faces).
+            Alpha, and hence the classifier's training, is the same for every target (apart from the held-out faces).
         au_loss_weight (`float`, defaults to 0.1): weight of the AU-prior BCE in the PIN loss.
         mutual_weight (`float`, defaults to 1.0): weight of mutual learning in the PIN loss.
         mutual_target (`str`, defaults to `"ensemble"`): what mutual learning pulls each PIN member toward.
@@ -119,6 +124,15 @@ class POIConfig(PreTrainedConfig):
             raise ValueError(
                 f"confidence_target must be one of {CONFIDENCE_TARGETS}, got {self.confidence_target!r}."
             )
+        if self.confidence_target == "correctness" and not (
+            self.pin_config.reliability_holdout and self.trn_config.uncertainty_head_detached
+        ):
+            raise ValueError(
+                "confidence_target='correctness' fits the uncertainty head on training faces the TRN does not train "
+                "on: set the PIN's reliability_holdout >= 2 (it is "
+                f"{self.pin_config.reliability_holdout}) and the TRN's uncertainty_head_detached=True (it is "
+                f"{self.trn_config.uncertainty_head_detached})."
+            )
         if self.mutual_target not in MUTUAL_TARGETS:
             raise ValueError(f"mutual_target must be one of {MUTUAL_TARGETS}, got {self.mutual_target!r}.")
         if self.mutual_target == "reliable_peers" and self.pin_config.member_weighting != "reliability":
@@ -143,6 +157,12 @@ class POIConfig(PreTrainedConfig):
             raise ValueError(
                 f"uncertainty_regularizer must be one of {REGULARIZERS}, got {self.uncertainty_regularizer!r}."
             )
+
+    @property
+    def trn_holds_out(self) -> bool:
+        """Whether the held-out faces of the PIN's ``reliability_holdout`` are kept out of the TRN's loss too (they
+        measure PIN's lead with ``transfer_schedule="pin_lead"``, or fit the head with ``"correctness"``)."""
+        return self.transfer_schedule == "pin_lead" or self.confidence_target == "correctness"
 
 
 __all__ = ["POIConfig"]

@@ -27,7 +27,8 @@ PIN's support of the label, which the TRN's uncertainty head learns to predict (
                the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``);
                the head learns (BCE) PIN's support of the TRN's own prediction, ``s_i[argmax z_i]``
                (``confidence_target="prediction_support"``), so the deployed ``confidence`` falls where the TRN is
-               likely wrong, or alpha itself (``"label_trust"``). Ablations: the head's own output as alpha, kept from
+               likely wrong, or alpha itself (``"label_trust"``), or whether the TRN's prediction is the given label,
+               on held-out faces the TRN does not train on (``"correctness"``). Ablations: the head's own output as alpha, kept from
                collapsing by ``-lambda * mean log alpha`` ("log") or SCN's rank margin ("rank").
 """
 
@@ -242,8 +243,9 @@ def joint_losses(
         member_reliability: (M,) PIN's member reliabilities for ``mutual_target="reliable_peers"`` (the caller
             passes them in that mode only); None pulls every member toward PIN's soft label.
         pin_supervised: (B,) bool, the samples whose labels train PIN (see `pin_losses`); None: all.
-        trn_supervised: (B,) bool, the samples the TRN's terms train on (``transfer_schedule="pin_lead"`` keeps the
-            held-out ones out); None: all.
+        trn_supervised: (B,) bool, the samples the TRN's terms train on (``transfer_schedule="pin_lead"`` and
+            ``confidence_target="correctness"`` keep the held-out ones out; the latter fits the head on them only);
+            None: all.
 
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
@@ -294,11 +296,14 @@ def joint_losses(
         terms["trn_transfer"] = trn["transfer"]
     if config.use_uncertainty:
         if config.uncertainty_regularizer == "pin_agreement":
-            target = confidence
+            target, fitted_on = confidence, trn_supervised
             if config.confidence_target == "prediction_support":
                 target = prediction_support(outputs.pin_soft_labels, outputs.logits)
+            elif config.confidence_target == "correctness":  # on the faces the TRN does not train on
+                target = (outputs.logits.detach().argmax(-1) == labels).float()
+                fitted_on = None if trn_supervised is None else ~trn_supervised
             bce = F.binary_cross_entropy(head.clamp(1e-6, 1 - 1e-6), target, reduction="none")
-            regularizer = masked_mean(bce, trn_supervised)
+            regularizer = masked_mean(bce, fitted_on)
         else:
             regularizer = uncertainty_regularizer(head, config.uncertainty_regularizer)
         terms["alpha_reg"] = config.uncertainty_weight * regularizer

@@ -128,11 +128,11 @@ class POIModel(PreTrainedModel):
             check_labels(labels, self.config.num_labels)
             held_out = self.pin.measure_members(output.pin_member_logits, labels, sample_index)
             beta = self.config.transfer_beta if beta is None else beta
-            trn_supervised = None
+            # in training, the held-out faces of pin_lead / correctness train neither network (only the detached head)
+            trn_supervised = ~held_out if held_out is not None and self.config.trn_holds_out else None
             if self.config.transfer_schedule == "pin_lead":
-                if held_out is not None:  # training: the held-out faces measure both networks and train neither
+                if held_out is not None:
                     self.update_heldout_accuracy(output, labels, held_out)
-                    trn_supervised = ~held_out
                 beta = beta * float(self.pin_lead())
             # The loss math stays float32 under bf16/fp16 autocast (the Trainer's mixed precision wraps forward).
             with torch.autocast(pixel_values.device.type, enabled=False):

@@ -52,6 +52,9 @@ class TRNConfig(PreTrainedConfig):
             probability detached), so ``confidence`` starts as the free max-softmax score and training moves it only
             where the head has learned something (POI-R: where PIN backs the TRN's prediction more or less). `False`:
             ``confidence = sigmoid(head(h))``, scored from scratch.
+        uncertainty_head_detached (`bool`, defaults to `False`): the uncertainty head reads the pooled features
+            detached, so its loss trains the head alone, never the backbone the classifier shares (POI-R's
+            ``confidence_target="correctness"`` fits it on faces the TRN must not learn from).
 
     Class names live in ``id2label`` / ``label2id`` (canonical lowercase emotion names in the training data's order).
     """
@@ -69,6 +72,7 @@ class TRNConfig(PreTrainedConfig):
     uncertainty_hidden_size: int = 128
     confidence_trained: bool = True
     confidence_from_softmax: bool = False
+    uncertainty_head_detached: bool = False
 
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:

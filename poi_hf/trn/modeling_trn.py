@@ -145,7 +145,8 @@ class TRNForImageClassification(TRNPreTrainedModel):
         feature_map = self.backbone(pixel_values).feature_maps[-1]
         pooled = feature_map.mean(dim=(2, 3))
         logits = self.classifier(self.dropout(pooled))
-        confidence_logit = self.uncertainty_head(pooled).squeeze(-1)
+        head_input = pooled.detach() if self.config.uncertainty_head_detached else pooled
+        confidence_logit = self.uncertainty_head(head_input).squeeze(-1)
         if self.config.confidence_from_softmax:
             top_probability = logits.detach().float().softmax(-1).amax(-1).clamp(1e-6, 1 - 1e-6)
             top_logit = top_probability.log() - (-top_probability).log1p()  # logit, written out for ONNX export
