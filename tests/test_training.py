@@ -334,9 +334,9 @@ def _train_module():
 @pytest.mark.parametrize("name", ["rafdb", "ferplus"])
 def test_train_on_published_formats(tmp_path, name, request):
     """train.py on byte-for-byte-shaped RAF-DB and FERPlus fixtures (FERPlus brings vote distributions, which PIN and
-    TRN take as soft targets), at the default precision: bf16 autocast where the CPU computes bf16 natively, fp32
-    elsewhere. Forced bf16 is tests/test_cpu_fast_path.py's subject; with it forced here, CI once died of a
-    segmentation fault during this test, which no development machine reproduced."""
+    TRN take as soft targets), at the default precision: bf16 autocast + channels_last where the CPU computes bf16
+    natively, fp32 elsewhere. On an AVX-512 CPU this test's ragged last batch once crashed oneDNN (see
+    poi_hf.cpu.keep_fragile_convolutions_contiguous and tests/test_cpu_fast_path.py)."""
     data_dir = request.getfixturevalue("rafdb" if name == "rafdb" else "fer_dir")
     results = _train_module().main(
         [
