@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import ResNetForImageClassification
 
-from poi_hf.cpu import cpu_flags, cpu_has_native_bf16
+from poi_hf.cpu import cpu_flags, cpu_has_native_bf16, to_channels_last
 from poi_hf.presets import backbone_config
 
 SETTINGS = {
@@ -35,7 +35,7 @@ def throughput(bf16: bool, channels_last: bool, preset: str, image_size: int, ba
     model = ResNetForImageClassification(config)
     pixels, labels = torch.randn(batch, 3, image_size, image_size), torch.randint(0, 7, (batch,))
     if channels_last:
-        model, pixels = model.to(memory_format=torch.channels_last), pixels.to(memory_format=torch.channels_last)
+        model, pixels = to_channels_last(model), pixels.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters())
 
     def step() -> None:

@@ -29,6 +29,7 @@ import torch
 from transformers import ResNetConfig, ResNetForImageClassification
 
 from poi_hf import POIConfig, POIModel, TRNForImageClassification
+from poi_hf.cpu import to_channels_last
 from poi_hf.losses import joint_losses
 from poi_hf.presets import PRESETS, pin_config, trn_config
 
@@ -52,7 +53,7 @@ def build(preset: str, image_size: int, device: torch.device, precision: str = "
     )
     resnet = ResNetForImageClassification(resnet_config).to(device)
     if precision == "fast" and device.type == "cpu":
-        poi, resnet = poi.to(memory_format=torch.channels_last), resnet.to(memory_format=torch.channels_last)
+        poi, resnet = to_channels_last(poi), to_channels_last(resnet)
     return poi, resnet
 
 

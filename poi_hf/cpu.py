@@ -65,3 +65,11 @@ def keep_fragile_convolutions_contiguous(model: nn.Module) -> list[str]:
             module.__class__ = ContiguousConv2d
             replaced.append(name)
     return replaced
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """``model`` in the channels_last memory format (in place, returned), with the convolutions that oneDNN cannot train
+    that way kept NCHW (`keep_fragile_convolutions_contiguous`). What the trainer and the speed benchmarks use."""
+    model.to(memory_format=torch.channels_last)
+    keep_fragile_convolutions_contiguous(model)
+    return model

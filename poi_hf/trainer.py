@@ -31,7 +31,7 @@ from .baselines import (
     scn_relabel,
 )
 from .configuration_poi import POIConfig
-from .cpu import cpu_has_native_bf16, keep_fragile_convolutions_contiguous
+from .cpu import cpu_has_native_bf16, to_channels_last
 from .data import class_balanced_sampler
 from .hub import export_submodel, model_card
 from .losses import transfer_weight
@@ -325,10 +325,7 @@ class FERTrainer(Trainer):
     ):
         super().__init__(*args, **kwargs)
         if self.args.channels_last:
-            self.model.to(memory_format=torch.channels_last)  # convolutions then keep activations channels_last too
-            kept = keep_fragile_convolutions_contiguous(self.model)
-            if kept:
-                logger.info("channels_last: %d narrow strided 1x1 convolutions stay NCHW (a oneDNN bug)", len(kept))
+            to_channels_last(self.model)  # convolutions then keep activations channels_last too
         self.loss = loss.to(self.args.device)
         self.balanced_sampling = balanced_sampling
         self.card_info = dict(card_info or {})
