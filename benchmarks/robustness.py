@@ -8,6 +8,7 @@ a user runs); finished runs are skipped, so an interrupted benchmark continues w
     python benchmarks/robustness.py --dataset fer2013 --data_dir /data/fer2013 --image_size 48 --noise 0.0 0.3 \
         --methods ce kd poi --seeds 0 --epochs 20 --out_dir benchmarks/results/fer2013   # real faces (docs/results.md)
     python benchmarks/robustness.py --noise 0.3 --methods poi poi-reliability ...  # a POI-R variant (VARIANTS)
+    python benchmarks/robustness.py --merge A/results.json B/results.json --merged AB.json  # seeds trained apart
 
 Every dataset is watched on its validation split (SynFER: 500 images with annotated, unflipped labels; FER2013:
 PublicTest), and its test split is scored once, after training; the "best" and "last-5" columns are validation
@@ -231,9 +232,37 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(results: dict, out_dir: Path) -> None:
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    (out_dir / "results.md").write_text(markdown(results))
+def write_results(results: dict, out_dir: Path, name: str = "results") -> None:
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2))
+    (out_dir / f"{name}.md").write_text(markdown(results))
+
+
+def merge(files: list[Path], command: str) -> dict:
+    """One results dict from the results.json of several benchmarks (e.g. seeds trained in separate runs): every
+    run row and its recorded hyperparameters, aggregated anew. A run (setting, method, seed) found in two files must
+    hold the same numbers in both."""
+    merged = {"machine": [], "seeds": [], "command": command, "settings": {"merged": [str(f) for f in files]}}
+    merged |= {"runs": {}, "hyperparameters": {}, "aggregates": {}}
+    for file in files:
+        results = json.loads(file.read_text())
+        if results["machine"] not in merged["machine"]:
+            merged["machine"].append(results["machine"])
+        for setting, methods in results["runs"].items():
+            for method, rows in methods.items():
+                runs = merged["runs"].setdefault(setting, {}).setdefault(method, {})
+                recorded = merged["hyperparameters"].setdefault(setting, {}).setdefault(method, {})
+                for seed, row in rows.items():
+                    if runs.get(seed, row) != row:
+                        raise ValueError(f"{file}: {setting}/{method}/{seed} differs from that run in an earlier file")
+                    runs[seed] = row
+                    recorded[seed] = results["hyperparameters"][setting][method][seed]
+    for setting, methods in merged["runs"].items():
+        for method, rows in methods.items():
+            merged["aggregates"].setdefault(setting, {})[method] = aggregate([rows[seed] for seed in sorted(rows)])
+    seeds = {seed for methods in merged["runs"].values() for rows in methods.values() for seed in rows}
+    merged["seeds"] = sorted(int(seed.removeprefix("seed")) for seed in seeds)
+    merged["machine"] = " / ".join(merged["machine"])
+    return merged
 
 
 def plot(results: dict, out_dir: Path) -> None:
@@ -320,7 +349,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=12)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--out_dir", type=Path, default=ROOT / "benchmarks" / "results" / "robustness")
+    parser.add_argument("--merge", nargs="+", type=Path, help="results.json files to merge (--merged); trains nothing")
+    parser.add_argument("--merged", type=Path, help="with --merge: the merged results' .json path (and .md beside it)")
     args = parser.parse_args()
+    if args.merge:
+        if args.merged is None or args.merged.suffix != ".json":
+            parser.error("--merge needs --merged PATH.json")
+        results = merge(args.merge, " ".join(["python", "benchmarks/robustness.py", *sys.argv[1:]]))
+        write_results(results, args.merged.parent, args.merged.stem)
+        print(markdown(results))
+        return
     if args.quick:
         args.preset, args.train_size, args.test_size, args.epochs, args.seeds = "tiny", 96, 48, 2, args.seeds[:1]
         args.validation_size = 48

@@ -129,3 +129,37 @@ def test_settings_name_each_noise_type_and_pass_it_to_train():
     }
     assert list(robustness.settings([0.2], single_annotator=False)) == ["noise20"]
     assert robustness.settings([], single_annotator=False) == {}
+
+
+def results_file(path: Path, seed: int, accuracy: float) -> Path:
+    """A results.json as robustness.py writes it, with one noise30 CE run of ``seed``."""
+    row = {"test_accuracy": accuracy, "best_accuracy": accuracy - 0.01, "alpha_auroc": None}
+    recorded = {"dataset": "synfer", "synfer_train": 96, "image_size": 32, "epochs": 2.0, "batch_size": 32, "bf16": False}
+    results = {
+        "machine": "test 2 cores",
+        "seeds": [seed],
+        "command": "python benchmarks/robustness.py --quick",
+        "settings": {},
+        "runs": {"noise30": {"ce": {f"seed{seed}": row}}},
+        "hyperparameters": {"noise30": {"ce": {f"seed{seed}": recorded}}},
+        "aggregates": {},
+    }
+    path.write_text(json.dumps(results))
+    return path
+
+
+def test_merge_aggregates_seeds_trained_apart(tmp_path):
+    files = [results_file(tmp_path / f"seed{seed}.json", seed, accuracy) for seed, accuracy in ((0, 0.5), (1, 0.7))]
+    command = [sys.executable, str(ROOT / "benchmarks" / "robustness.py"), "--merge", *map(str, files)]
+    subprocess.run([*command, "--merged", str(tmp_path / "both.json")], check=True, capture_output=True)
+    merged = json.loads((tmp_path / "both.json").read_text())
+    assert merged["seeds"] == [0, 1] and set(merged["hyperparameters"]["noise30"]["ce"]) == {"seed0", "seed1"}
+    cell = merged["aggregates"]["noise30"]["ce"]["test_accuracy"]
+    assert cell == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1), "n": 2}
+    assert "| noise30 | ce | 60.0 ± 10.0 | 59.0 ± 10.0 |" in (tmp_path / "both.md").read_text()
+    # the same run with other numbers in two files is refused
+    results_file(tmp_path / "again.json", 1, 0.8)
+    failed = subprocess.run(
+        [*command, str(tmp_path / "again.json"), "--merged", str(tmp_path / "bad.json")], capture_output=True, text=True
+    )
+    assert failed.returncode != 0 and "noise30/ce/seed1 differs from that run in an earlier file" in failed.stderr
