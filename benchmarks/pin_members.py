@@ -1,12 +1,13 @@
 """Where PIN's knowledge sits: clean test accuracy of every PIN member (`PINConfig.member_names`), of the aggregated
 soft label and of other aggregations (for a reliability-pooled PIN: the same members pooled against each
 `reliability_reference`, with the running training accuracies and, when test is scored, with each member's accuracy on
-the held-out validation split instead), next to the TRN, for finished SynFER runs of `examples/train.py --method poi`; plus how
-well each aggregation's label trust separates flipped from clean training labels (AUROC), and how well each
-uncertainty score on offer ranks the TRN's test errors (error AUROC; Spearman with the true distribution's entropy):
-the TRN's `confidence`, its max softmax probability, PIN's support of the TRN's prediction (`pin_support`), and a
-probe fitted after training on the TRN's training features to predict that support (`support_probe`), and the same
-probe fitted on half of the scored split's faces, which neither network trained on (`cross_fitted_probe`).
+the held-out validation split instead), next to the TRN, for finished runs of `examples/train.py --method poi` (SynFER,
+or a real dataset such as FER2013 read from the run's recorded data_dir); plus how well each aggregation's label trust
+separates flipped from clean training labels (AUROC), and how well each uncertainty score on offer ranks the TRN's
+test errors (error AUROC; on SynFER, Spearman with the true distribution's entropy): the TRN's `confidence`, its max
+softmax probability, PIN's support of the TRN's prediction (`pin_support`), and a probe fitted after training on the
+TRN's training features to predict that support (`support_probe`), and the same probe fitted on half of the scored
+split's faces, which neither network trained on (`cross_fitted_probe`).
 
     python benchmarks/pin_members.py benchmarks/results/robustness/runs/noise30/poi/seed0 [more run folders]
 
@@ -25,54 +26,63 @@ import torch
 from torch.nn import functional as F
 
 from poi_hf import PINForImageClassification, TRNForImageClassification
-from poi_hf.data import CROP_STYLES, FEREvalTransform, load_fer_dataset
+from poi_hf import POIImageProcessor
+from poi_hf.data import FEREvalTransform, load_fer_dataset, processor_transform_settings
 from poi_hf.losses import label_trust
 from poi_hf.metrics import auroc, spearman
 from poi_hf.pin.configuration_pin import RELIABILITY_REFERENCES
 
 
-def load_run_data(run: Path, splits: tuple[str, ...] = ("test", "train")) -> dict[str, dict[str, torch.Tensor]]:
-    """The run's SynFER ``splits`` after its evaluation transform, each as pixel_values, landmarks, labels,
-    clean_labels and true_distribution tensors."""
-    h = json.loads((run / "metrics.json").read_text())["hyperparameters"]
-    if h["dataset"] != "synfer":
-        raise ValueError(f"{run}: pin_members.py needs a SynFER run (clean labels), got {h['dataset']!r}.")
-    processor = json.loads((run / "preprocessor_config.json").read_text())
-    dataset = load_fer_dataset(
-        "synfer",
-        None,
-        num_train=h["synfer_train"],
-        num_validation=h["synfer_validation"],
-        num_test=h["synfer_test"],
-        image_size=h["image_size"],
-        label_mode=h["synfer_label_mode"],
-        seed=h["synfer_seed"],
-        noise_rate=h["noise_rate"],
-        noise_type=h["noise_type"],
-        noise_seed=h["noise_seed"],
-    )
-    transform = FEREvalTransform(
-        image_size=h["image_size"],
-        mean=processor["image_mean"],
-        std=processor["image_std"],
-        crop_style=CROP_STYLES["synfer"],
-    )
-    columns = ("pixel_values", "landmarks", "labels", "clean_labels")
+def load_run_data(
+    run: Path, splits: tuple[str, ...] = ("test", "train"), data_dir: Path | None = None, metrics: Path | None = None
+) -> dict[str, dict[str, torch.Tensor]]:
+    """The run's dataset ``splits`` after its evaluation transform (the one its saved image processor records), each
+    as pixel_values, landmarks, labels and clean_labels tensors (the labels trained on and the annotated ones: equal
+    outside a noisy train split), plus true_distribution where the data has one (SynFER). A real dataset is read from
+    ``data_dir``, by default the folder the run recorded. The data's settings are the run's ``metrics.json``
+    hyperparameters, or ``metrics``' for a bare checkpoint (a folder with the model and its image processor)."""
+    h = json.loads((metrics or run / "metrics.json").read_text())["hyperparameters"]
+    noise = {"noise_rate": h["noise_rate"], "noise_type": h["noise_type"], "noise_seed": h["noise_seed"]}
+    if h["dataset"] == "synfer":
+        dataset = load_fer_dataset(
+            "synfer",
+            None,
+            num_train=h["synfer_train"],
+            num_validation=h["synfer_validation"],
+            num_test=h["synfer_test"],
+            image_size=h["image_size"],
+            label_mode=h["synfer_label_mode"],
+            seed=h["synfer_seed"],
+            **noise,
+        )
+    else:
+        dataset = load_fer_dataset(h["dataset"], data_dir or h["data_dir"], **noise)
+    processor = POIImageProcessor.from_pretrained(run)
+    transform = FEREvalTransform(**processor_transform_settings(processor))
     data = {}
     for split in splits:
-        batch = dataset[split].with_transform(transform)[:]
-        data[split] = {key: torch.stack(batch[key]) for key in columns}
-        data[split]["true_distribution"] = torch.tensor(dataset[split]["true_distribution"], dtype=torch.float32)
+        rows = dataset[split]
+        batch = rows.with_transform(transform)[:]
+        data[split] = {key: torch.stack(batch[key]) for key in ("pixel_values", "landmarks", "labels")}
+        data[split]["clean_labels"] = (
+            torch.stack(batch["clean_labels"]) if "clean_labels" in batch else data[split]["labels"]
+        )
+        if "true_distribution" in rows.column_names:
+            data[split]["true_distribution"] = torch.tensor(rows["true_distribution"], dtype=torch.float32)
     return data
 
 
-def uncertainty_scores(scores: dict[str, torch.Tensor], right: np.ndarray, true_distribution: np.ndarray) -> dict:
-    """Per score (N,): AUROC for "the TRN's prediction is right" and Spearman with the true distribution's entropy."""
-    entropy = -(true_distribution * np.log(np.clip(true_distribution, 1e-12, None))).sum(-1)
-    return {
-        name: {"error_auroc": auroc(score.numpy(), right), "entropy_spearman": spearman(score.numpy(), entropy)}
-        for name, score in scores.items()
-    }
+def uncertainty_scores(
+    scores: dict[str, torch.Tensor], right: np.ndarray, true_distribution: np.ndarray | None = None
+) -> dict:
+    """Per score (N,): AUROC for "the TRN's prediction is right" and, where the data has a true distribution (N, C),
+    Spearman with its entropy."""
+    report = {name: {"error_auroc": auroc(score.numpy(), right)} for name, score in scores.items()}
+    if true_distribution is not None:
+        entropy = -(true_distribution * np.log(np.clip(true_distribution, 1e-12, None))).sum(-1)
+        for name, score in scores.items():
+            report[name]["entropy_spearman"] = spearman(score.numpy(), entropy)
+    return report
 
 
 @torch.enable_grad()
@@ -138,7 +148,7 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
             scored_soft_labels = output.soft_labels.float()
             scored_truth = {
                 "right": (predicted == data["clean_labels"]).numpy(),
-                "true_distribution": data["true_distribution"].numpy(),
+                "true_distribution": data["true_distribution"].numpy() if "true_distribution" in data else None,
             }
             report["uncertainty_scores"] = uncertainty_scores(
                 {
@@ -187,7 +197,7 @@ def analyse(run: Path, eval_split: str = "test") -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished poi runs on SynFER")
+    parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished poi runs")
     parser.add_argument("--out", type=Path, help="write the reports as JSON here")
     parser.add_argument(
         "--split", default="test", choices=("test", "validation"),
@@ -207,10 +217,8 @@ def main() -> None:
                 f"  trust AUROC {auroc_text}"
             )
         for name, entry in report["uncertainty_scores"].items():
-            print(
-                f"  {name:16s} error AUROC {entry['error_auroc']:.3f}  Spearman with true entropy "
-                f"{entry['entropy_spearman']:+.2f}"
-            )
+            spearman_text = f"  Spearman with true entropy {entry['entropy_spearman']:+.2f}" if len(entry) > 1 else ""
+            print(f"  {name:16s} error AUROC {entry['error_auroc']:.3f}{spearman_text}")
     if args.out:
         args.out.write_text(json.dumps(reports, indent=2))
 

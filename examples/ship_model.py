@@ -61,6 +61,11 @@ def ship(run_dir: Path, output_dir: Path, with_pin: bool = False) -> list[Path]:
         model = model_class.from_pretrained(run_dir / name)
         if name == "trn":  # runs from before TRNConfig.confidence_trained existed lack it
             model.config.confidence_trained = settings["method"] in CONFIDENCE_METHODS
+            if model.config.confidence_source == "flip_consistency":
+                confidence = (
+                    "the predicted class's mean probability on the face and its mirror image, low where the answer "
+                    "is likely wrong; it ranks errors a little better than the top probability (docs/method.md)."
+                )
         classes = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
         notes = LIMITATIONS.format(
             dataset=dataset, noise=noise, method=settings["method"], preset=settings["preset"], epochs=settings["epochs"],

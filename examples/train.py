@@ -85,6 +85,12 @@ class ModelArguments:
         metadata={"help": "poi: the TRN's confidence is its max softmax probability moved by the uncertainty head "
                   "(a logit offset) instead of the head's own score (TRNConfig.confidence_from_softmax)."},
     )
+    confidence_source: str = field(
+        default="flip_consistency",
+        metadata={"help": "The saved TRN's `confidence` at inference: flip_consistency (the predicted class's mean "
+                  "probability on the face and its mirror image; ranks errors better than max softmax, one more "
+                  "backbone pass) or head (the uncertainty head's score). TRNConfig.confidence_source."},
+    )
 
 
 @dataclass
@@ -287,6 +293,7 @@ def build_model(
         image_size=image_size,
         confidence_trained=method in CONFIDENCE_METHODS,
         confidence_from_softmax=model_args.confidence_from_softmax,
+        confidence_source=model_args.confidence_source,
         uncertainty_head_detached=method == "poi" and poi_args.confidence_target == "correctness",
     )
     if method != "poi":

@@ -79,7 +79,9 @@ class POIConfig(PreTrainedConfig):
     model_type = "poi"
     sub_configs_defaults = {"pin_config": SubConfigSpec(PINConfig), "trn_config": SubConfigSpec(TRNConfig)}
     # Outputs the Trainer leaves out of evaluation predictions (it keeps logits, confidence and pin_logits).
-    keys_to_ignore_at_inference = ["pin_member_logits", "pin_au_logits", "pin_soft_labels", "loss_terms"]
+    keys_to_ignore_at_inference = [
+        "head_confidence", "pin_member_logits", "pin_au_logits", "pin_soft_labels", "loss_terms"
+    ]
 
     pin_config: dict | PINConfig | None = None
     trn_config: dict | TRNConfig | None = None

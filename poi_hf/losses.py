@@ -272,7 +272,7 @@ def joint_losses(
         terms["pin_mutual"] = config.pin_loss_weight * config.mutual_weight * pin["mutual"]
 
     transfer_on = config.use_pin_soft_labels
-    head = outputs.confidence.float()
+    head = outputs.head_confidence.float()
     if not config.use_uncertainty:
         confidence = torch.full_like(head, 0.5 if transfer_on else 1.0)
     elif config.uncertainty_regularizer == "pin_agreement":

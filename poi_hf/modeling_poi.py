@@ -20,8 +20,9 @@ class POIOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): the joint POI-R loss, when ``labels`` are given.
         logits (`torch.FloatTensor` of shape `(B, C)`): TRN logits (the deployed prediction).
-        confidence (`torch.FloatTensor` of shape `(B,)`): output of the TRN's uncertainty head (by default trained
-            to predict PIN's support of the given label, the label trust ``alpha`` the loss uses).
+        confidence (`torch.FloatTensor` of shape `(B,)`): the TRN's deployed ``confidence`` (`TRNOutput`).
+        head_confidence (`torch.FloatTensor` of shape `(B,)`): the TRN's uncertainty head, which the loss fits (by
+            default to PIN's support of the TRN's prediction, `POIConfig.confidence_target`).
         pin_logits (`torch.FloatTensor` of shape `(B, C)`): log of PIN's soft label.
         pin_soft_labels (`torch.FloatTensor` of shape `(B, C)`): PIN's aggregated soft label ``s``.
         pin_member_logits (`torch.FloatTensor` of shape `(B, M, C)`): PIN's members (`PINConfig.member_names`).
@@ -33,6 +34,7 @@ class POIOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     confidence: torch.FloatTensor | None = None
+    head_confidence: torch.FloatTensor | None = None
     pin_logits: torch.FloatTensor | None = None
     pin_soft_labels: torch.FloatTensor | None = None
     pin_member_logits: torch.FloatTensor | None = None
@@ -119,6 +121,7 @@ class POIModel(PreTrainedModel):
         output = POIOutput(
             logits=trn.logits,
             confidence=trn.confidence,
+            head_confidence=trn.head_confidence,
             pin_logits=pin.logits,
             pin_soft_labels=pin.soft_labels,
             pin_member_logits=pin.member_logits,

@@ -81,8 +81,10 @@ class FacialExpressionRecognitionPipeline(Pipeline):
           `poi_hf.faces.MAX_IMAGE_SIDE` are downscaled first);
         - ``detection_score``, ``landmarks`` (5 ``[x, y]``, image pixels);
         - ``label``, ``score``: the TRN's top class and its probability; ``distribution``: ``{label: probability}``;
-        - ``confidence``: the TRN's uncertainty-head output α in (0, 1); ``None`` for a classifier without one or
-          whose training left it untrained (``config.confidence_trained``);
+        - ``confidence``: the TRN's estimate in (0, 1) that ``label`` is right (``config.confidence_source``: by
+          default for models trained since December 2026 the predicted class's mean probability on the face and its
+          mirror image; else the uncertainty head's α); ``None`` for a classifier without one or whose uncertainty
+          head training left untrained (``config.confidence_trained``);
         - with a PIN: ``pin_distribution``; ``pin_support``, PIN's probability of ``label`` (where PIN disagrees with
           the TRN or spreads its mass, the label is more often wrong: docs/method.md has its error AUROC); and
           ``regions``: per PIN member (the regions, ``"global"`` and, with ``use_au_evidence``, ``"au_evidence"``) its
@@ -163,8 +165,9 @@ class FacialExpressionRecognitionPipeline(Pipeline):
         trn = self.model(pixel_values=model_inputs["pixel_values"].to(self.dtype))
         outputs["probabilities"] = trn.logits.float().softmax(-1)
         confidence = getattr(trn, "confidence", None)  # only POI-R's TRN has an uncertainty head
-        if not getattr(self.model.config, "confidence_trained", True):  # e.g. a CE or KD baseline's TRN
-            confidence = None
+        config = self.model.config
+        if not getattr(config, "confidence_trained", True) and getattr(config, "confidence_source", "head") == "head":
+            confidence = None  # e.g. a CE or KD baseline's TRN, whose head training left untrained
         outputs["confidence"] = None if confidence is None else confidence.float()
         if self.pin_model is not None:
             pin = self.pin_model(

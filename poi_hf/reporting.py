@@ -40,12 +40,18 @@ def summarize_history(log_history: Sequence[Mapping[str, Any]], last: int = 5) -
 
 
 def analyze_train_split(trainer: FERTrainer, train_split: Dataset, output_dir: Path) -> dict[str, float]:
-    """Score the training split (``train_split`` with the evaluation transform): how well the TRN confidence
-    separates flipped from clean labels (AUROC), and how often PIN's soft label / the TRN recover the clean label.
+    """Score the training split (``train_split`` with the evaluation transform): how well the TRN's uncertainty head
+    (whatever ``confidence_source`` the model deploys) separates flipped from clean labels (AUROC), and how often
+    PIN's soft label / the TRN recover the clean label.
     Writes ``train_analysis.npz``. Empty when the split has no ``clean_label`` column."""
     if "clean_label" not in train_split.column_names:
         return {}
-    logits, confidence, *pin = trainer.predict(train_split, metric_key_prefix="train").predictions
+    trn = getattr(trainer.model, "trn", trainer.model)
+    deployed, trn.config.confidence_source = trn.config.confidence_source, "head"  # the score training weighed with
+    try:
+        logits, confidence, *pin = trainer.predict(train_split, metric_key_prefix="train").predictions
+    finally:
+        trn.config.confidence_source = deployed
     columns = train_split.with_format(None)  # predictions come in dataset order
     given = np.asarray(columns["label"][:], dtype=np.int64)
     clean = np.asarray(columns["clean_label"][:], dtype=np.int64)

@@ -211,8 +211,10 @@ class BaselineLoss(FERLoss):
             with torch.no_grad():
                 teacher_logits = self.teacher(pixel_values=inputs["pixel_values"]).logits
         warming_up = self.warming_up(epoch)
-        terms = baseline_losses(self.settings, outputs.logits, outputs.confidence, labels, teacher_logits, warming_up)
-        terms["alpha_mean"] = outputs.confidence.detach().float().mean()
+        terms = baseline_losses(
+            self.settings, outputs.logits, outputs.head_confidence, labels, teacher_logits, warming_up
+        )
+        terms["alpha_mean"] = outputs.head_confidence.detach().float().mean()
         return terms.pop("loss"), outputs, terms
 
 
@@ -240,7 +242,7 @@ class SCNLoss(BaselineLoss):
         index = inputs["sample_index"]
         labels = self.label_table.to(inputs["labels"].device)[index]
         if epoch >= self.settings.scn_relabel_epoch:
-            attended = (outputs.confidence[:, None] * outputs.logits).detach().softmax(-1)
+            attended = (outputs.head_confidence[:, None] * outputs.logits).detach().softmax(-1)
             relabelled = scn_relabel(attended, labels, self.settings.scn_relabel_margin)
             # Relabelled samples from every process, so all ranks keep the same table.
             self.label_table[gather(index).cpu()] = gather(relabelled).cpu()
@@ -263,10 +265,10 @@ class RULLoss(BaselineLoss):
         labels = inputs["labels"]
         if model.training and not self.warming_up(epoch):
             partner = torch.randperm(len(labels), device=labels.device)
-            terms = rul_losses(outputs.logits, outputs.confidence, labels, partner)
+            terms = rul_losses(outputs.logits, outputs.head_confidence, labels, partner)
         else:
             terms = {"loss": F.cross_entropy(outputs.logits.float(), labels)}
-        terms["alpha_mean"] = outputs.confidence.detach().float().mean()
+        terms["alpha_mean"] = outputs.head_confidence.detach().float().mean()
         return terms.pop("loss"), outputs, terms
 
 

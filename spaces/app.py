@@ -42,7 +42,7 @@ DEFAULT_MODEL = HERE / "checkpoint" / "trn"
 EXAMPLES = sorted(str(path) for path in (HERE / "examples").glob("*.jpg"))
 MAX_CHART_FACES = 8
 DISPLAY_SIDE = 1600  # the annotated image is sent to the browser at most this large
-TABLE_HEADERS = ["face", "emotion", "probability", "confidence α", "PIN support", "top regions (PIN)", "box"]
+TABLE_HEADERS = ["face", "emotion", "probability", "confidence", "PIN support", "top regions (PIN)", "box"]
 HUB_PROBLEMS = (  # huggingface_hub's errors, in words for the page; subclasses before their base classes
     (GatedRepoError, "a gated Hub repository: accept its terms on the Hub and set HF_TOKEN"),
     (RepositoryNotFoundError, "no such model on the Hub, or a private one (then set HF_TOKEN)"),
@@ -108,8 +108,8 @@ def distribution_figure(faces: list[dict]) -> plt.Figure:
         if "pin_distribution" in face:
             row[0].plot(list(face["pin_distribution"].values()), labels, "k.", label="PIN")
             row[0].legend(loc="lower right", fontsize=7)
-        alpha = "" if face["confidence"] is None else f" (α {face['confidence']:.2f})"
-        row[0].set(xlim=(0, 1), title=f"#{number} {face['label']}{alpha}")
+        confidence = "" if face["confidence"] is None else f" (confidence {face['confidence']:.2f})"
+        row[0].set(xlim=(0, 1), title=f"#{number} {face['label']}{confidence}")
         row[0].invert_yaxis()
         if with_regions:
             # The regions' shares are of PIN's probability of the TRN's label, which PIN may not rank first.
@@ -181,12 +181,13 @@ def predict_upload(payload: dict | None) -> tuple[Image.Image | None, plt.Figure
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="POI-R facial expression recognition") as demo:
         gr.Markdown("# POI-R facial expression recognition\nEach face: emotion distribution, the model's confidence "
-                    "α (a POI-R model's own estimate of how far its prior-inference network, PIN, backs the label; "
-                    "empty for a baseline, whose head is untrained), PIN's support (PIN's probability of the label, "
-                    "when a PIN is loaded), and the facial regions that drove PIN's view. Low values flag likely "
-                    "errors; on synthetic faces PIN's support ranks the classifier's errors best (error AUROC "
-                    "0.78-0.89 vs 0.72-0.80 for the top probability and 0.68-0.80 for α), on FER2013 all three "
-                    "are alike (0.74-0.75; see docs/results.md).")
+                    "(for models trained since December 2026, the shipped one included: the label's mean "
+                    "probability on the face and its mirror image; for older POI-R models the uncertainty head's "
+                    "α), PIN's support (PIN's probability of the label, when a PIN is loaded), and the facial "
+                    "regions that drove PIN's view. Low values flag likely errors: the mirror confidence ranks the "
+                    "classifier's errors better than its top probability (error AUROC 0.84 vs 0.82 on synthetic "
+                    "faces, 0.77-0.80 vs 0.77-0.79 on FER2013), PIN's support better still on synthetic faces "
+                    "(0.86) but not on FER2013 (see docs/method.md).")
         gr.Markdown(model_description(), elem_id="model-info")
         with gr.Row():
             with gr.Column():

@@ -123,6 +123,18 @@ def test_untrained_confidence_is_not_reported(fer_checkpoint, photos, tmp_path):
                    trust_remote_code=False)
     (face,) = fer(str(photos["single_face.jpg"]))
     assert face["confidence"] is None and face["label"] in RAFDB_ORDER
+    # the flip consistency needs no trained head: a baseline with it reports it
+    model.config.confidence_source = "flip_consistency"
+    model.save_pretrained(baseline)
+    fer = pipeline("facial-expression-recognition", model=str(baseline), face_detector=HaarFaceDetector(),
+                   trust_remote_code=False)
+    (face,) = fer(str(photos["single_face.jpg"]))
+    (crop,) = crop_faces(photos["single_face.jpg"], fer.face_detector)
+    pixel_values = fer.image_processor(crop.image, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        views = model.eval()(torch.cat([pixel_values, pixel_values.flip(-1)])).logits.softmax(-1)
+    predicted = RAFDB_ORDER.index(face["label"])
+    assert face["confidence"] == pytest.approx(float(views[:, predicted].mean()), abs=1e-6)
 
 
 def test_plain_image_classifier_without_confidence(photos, tmp_path):

@@ -34,12 +34,18 @@ def test_export_matches_pytorch(tmp_path, capsys):
     assert {"model.onnx", "config.json", "preprocessor_config.json"} <= {path.name for path in onnx_dir.iterdir()}
 
 
-def test_a_softmax_anchored_confidence_exports(tmp_path, capsys):
-    """A TRN with confidence_from_softmax (the top probability's logit written with log/log1p) exports and matches
-    PyTorch; that the flag changes the confidence is tests/test_confidence_from_softmax.py's check."""
+@pytest.mark.parametrize(
+    "setting",
+    [{"confidence_from_softmax": True}, {"confidence_source": "flip_consistency"}],
+    ids=lambda setting: next(iter(setting)),
+)
+def test_other_confidences_export(setting, tmp_path, capsys):
+    """A TRN with confidence_from_softmax (the top probability's logit written with log/log1p) or with the flip
+    consistency (a mirrored copy of the batch through the backbone) exports and matches PyTorch; what the settings
+    compute is tests/test_confidence_from_softmax.py's and tests/test_confidence_flip.py's check."""
     trn_dir = save_tiny_checkpoints(tmp_path / "run")
     config = json.loads((trn_dir / "config.json").read_text())
-    (trn_dir / "config.json").write_text(json.dumps({**config, "confidence_from_softmax": True}))
+    (trn_dir / "config.json").write_text(json.dumps({**config, **setting}))
     assert load_export_script().main(["--model", str(trn_dir), "--output", str(tmp_path / "onnx")]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["max_abs_diff"]["confidence"] < 1e-5

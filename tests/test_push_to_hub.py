@@ -14,7 +14,7 @@ from huggingface_hub import HfApi, ModelCard, snapshot_download
 
 from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
 from poi_hf.baselines import CONFIDENCE_METHODS
-from poi_hf.hub import CONFIDENCE_MEANING, PIN_MODEL_KEY, export_submodel, model_card
+from poi_hf.hub import CONFIDENCE_MEANING, FLIP_CONFIDENCE, PIN_MODEL_KEY, export_submodel, model_card
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # as conftest.py does before huggingface_hub loads; no test may reach the Hub
@@ -126,6 +126,11 @@ def test_trn_cards_say_what_confidence_means_for_their_method(method):
     assert expected in card.text
     if method == "poi":
         assert "pin_support" in card.text and "error AUROC" in card.text
+    flip = model_card(
+        TRNForImageClassification(tiny_trn_config(confidence_source="flip_consistency")), repo_id="run",
+        dataset_name="SynFER", hyperparameters={"method": method},
+    )
+    assert FLIP_CONFIDENCE in flip.text and expected not in flip.text  # the mirror needs no trained head
 
 
 def test_pin_cards_say_how_the_members_are_pooled():

@@ -44,3 +44,14 @@ def test_shipped_model_reads_posed_photos():
     predicted = {name: fer(str(photos[name]))[0]["label"] for name in POSED}
     right = sum(predicted[name] == label for name, label in POSED.items())
     assert right >= 3, f"{right} of 4 posed photos right: {predicted}"
+
+
+def test_shipped_model_reports_its_mirror_confidence():
+    """A CE model, so its uncertainty head is untrained; its `confidence` is the flip consistency, which needs none."""
+    photos = sample_photos_or_skip()
+    fer = pipeline("facial-expression-recognition", model=str(SHIPPED_TRN), pin_model=False)
+    assert fer.model.config.confidence_source == "flip_consistency" and not fer.model.config.confidence_trained
+    for name in POSED:
+        (face,) = fer(str(photos[name]))
+        # the mean of p(label) on two views, one of which is the face itself
+        assert (face["score"] + 0.0) / 2 <= face["confidence"] <= (face["score"] + 1.0) / 2

@@ -104,7 +104,8 @@ def test_region_chart_names_pins_own_label(app, photos):
 
 
 def test_classifier_without_confidence_is_shown(app, photos, monkeypatch, tmp_path):
-    """A plain transformers ResNet has no uncertainty head: the chart and table leave α out instead of failing."""
+    """A plain transformers ResNet has no uncertainty head: the chart and table leave the confidence out instead of
+    failing."""
     config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
                           id2label=dict(enumerate(RAFDB_ORDER)))
     ResNetForImageClassification(config).save_pretrained(tmp_path)
@@ -116,7 +117,7 @@ def test_classifier_without_confidence_is_shown(app, photos, monkeypatch, tmp_pa
     finally:
         app.get_pipeline.cache_clear()
     assert status == "Found 1 face." and rows[0][3] is None
-    assert "α" not in figure.axes[0].get_title()
+    assert "confidence" not in figure.axes[0].get_title()
 
 
 @pytest.mark.parametrize("variable, value, problem", [

@@ -27,8 +27,13 @@ class TRNOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy on ``labels`` when they are given.
         logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits.
-        confidence (`torch.FloatTensor` of shape `(B,)`): uncertainty-head output in (0, 1); for POI-R, an estimate
-            of how far PIN backs the predicted label (low values flag likely errors; docs/method.md measures it).
+        confidence (`torch.FloatTensor` of shape `(B,)`): the deployed per-image score in (0, 1), low where the
+            prediction is likely wrong: ``head_confidence``, or in eval mode with ``config.confidence_source=
+            "flip_consistency"`` the predicted class's mean probability on the image and its mirror image
+            (docs/method.md measures both).
+        head_confidence (`torch.FloatTensor` of shape `(B,)`): the uncertainty head's output in (0, 1), the score
+            training fits and weighs with (POI-R: an estimate of how far PIN backs the predicted label; SCN, RUL: the
+            sample weight).
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): pooled backbone features.
         feature_map (`torch.FloatTensor` of shape `(B, D, h, w)`, *optional*): the backbone's last feature map, whose
             spatial mean is ``pooler_output``; only with ``output_feature_map=True`` (class activation maps, EAC).
@@ -37,6 +42,7 @@ class TRNOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     confidence: torch.FloatTensor | None = None
+    head_confidence: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
     feature_map: torch.FloatTensor | None = None
 
@@ -136,22 +142,34 @@ class TRNForImageClassification(TRNPreTrainedModel):
                 unused; any other name raises a `TypeError`.
 
         Returns:
-            `TRNOutput` with ``logits`` (B, C), ``confidence`` (B,), ``pooler_output`` (B, D), ``loss`` when
-            ``labels`` are given, ``feature_map`` (B, D, h, w) when ``output_feature_map``.
+            `TRNOutput` with ``logits`` (B, C), ``confidence`` (B,), ``head_confidence`` (B,), ``pooler_output``
+            (B, D), ``loss`` when ``labels`` are given, ``feature_map`` (B, D, h, w) when ``output_feature_map``.
         """
         check_forward_kwargs(self, kwargs)
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         pixel_values = pixel_values.to(self.dtype)  # e.g. float64 arrays, or a half-precision model
+        mirrored = not self.training and self.config.confidence_source == "flip_consistency"
+        batch_size = pixel_values.shape[0]
+        if mirrored:  # one backbone pass over the images and their mirror images
+            pixel_values = torch.cat([pixel_values, pixel_values.flip(-1)])
         feature_map = self.backbone(pixel_values).feature_maps[-1]
         pooled = feature_map.mean(dim=(2, 3))
         logits = self.classifier(self.dropout(pooled))
+        if mirrored:  # sliced, not chunked, so an ONNX export keeps its dynamic batch axis
+            mirror_logits = logits[batch_size:]
+            feature_map, pooled, logits = feature_map[:batch_size], pooled[:batch_size], logits[:batch_size]
         head_input = pooled.detach() if self.config.uncertainty_head_detached else pooled
         confidence_logit = self.uncertainty_head(head_input).squeeze(-1)
         if self.config.confidence_from_softmax:
             top_probability = logits.detach().float().softmax(-1).amax(-1).clamp(1e-6, 1 - 1e-6)
             top_logit = top_probability.log() - (-top_probability).log1p()  # logit, written out for ONNX export
             confidence_logit = confidence_logit + top_logit.to(confidence_logit.dtype)
-        confidence = torch.sigmoid(confidence_logit)
+        head_confidence = torch.sigmoid(confidence_logit)
+        confidence = head_confidence
+        if mirrored:
+            predicted = logits.argmax(-1, keepdim=True)
+            probabilities = [view.float().softmax(-1).gather(1, predicted) for view in (logits, mirror_logits)]
+            confidence = ((probabilities[0] + probabilities[1]) / 2).squeeze(1).to(head_confidence.dtype)
 
         loss = None
         if labels is not None:
@@ -162,6 +180,7 @@ class TRNForImageClassification(TRNPreTrainedModel):
             loss=loss,
             logits=logits,
             confidence=confidence,
+            head_confidence=head_confidence,
             pooler_output=pooled,
             feature_map=feature_map if output_feature_map else None,
         )

@@ -22,6 +22,8 @@ CLASS_NAMES: tuple[str, ...] = (
     "contempt",
 )
 
+CONFIDENCE_SOURCES = ("head", "flip_consistency")
+
 
 def check_backbone_channels(config: PreTrainedConfig) -> None:
     """Raise a `ValueError` unless ``config.backbone_config`` takes the ``config.num_channels`` input channels."""
@@ -47,12 +49,27 @@ class TRNConfig(PreTrainedConfig):
         confidence_trained (`bool`, defaults to `True`): whether training fitted the uncertainty head (POI-R, SCN,
             RUL). A baseline that leaves it untrained (CE, label smoothing, KD, EAC) saves `False`, and the pipelines
             then report no ``confidence``.
+        confidence_from_softmax (`bool`, defaults to `False`): the uncertainty head outputs a logit offset on the
+            TRN's own top probability, ``confidence = sigmoid(head(h) + logit(max_c softmax(logits)_c))`` (the
+            probability detached), so ``confidence`` starts as the free max-softmax score and training moves it only
+            where the head has learned something (POI-R: where PIN backs the TRN's prediction more or less). `False`:
+            ``confidence = sigmoid(head(h))``, scored from scratch.
+        confidence_source (`str`, defaults to `"head"`): what the model outputs as ``confidence`` at inference (in
+            eval mode; training always sees the head's score, ``head_confidence``). `"head"`: the uncertainty head's
+            score. `"flip_consistency"`: the mean of the softmax probability of the predicted class on the image and
+            on its mirror image, ``(p(x)[y] + p(flip(x))[y]) / 2`` with ``y = argmax logits(x)``: one more backbone
+            pass on the mirrored batch, and low where the model's answer does not survive the mirror (it ranks the
+            model's errors better than its max softmax probability; docs/method.md measures it). ``logits`` are the
+            unmirrored image's either way.
+        uncertainty_head_detached (`bool`, defaults to `False`): the uncertainty head reads the pooled features
+            detached, so its loss trains the head alone, never the backbone the classifier shares (POI-R's
+            ``confidence_target="correctness"`` fits it on faces the TRN must not learn from).
 
     Class names live in ``id2label`` / ``label2id`` (canonical lowercase emotion names in the training data's order).
     """
 
     model_type = "poi_trn"
-    keys_to_ignore_at_inference = ["pooler_output", "feature_map"]
+    keys_to_ignore_at_inference = ["head_confidence", "pooler_output", "feature_map"]
     sub_configs_defaults = {
         "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet", init_kwargs=RESNET18_KWARGS),
     }
@@ -63,6 +80,9 @@ class TRNConfig(PreTrainedConfig):
     classifier_dropout: float = 0.0
     uncertainty_hidden_size: int = 128
     confidence_trained: bool = True
+    confidence_from_softmax: bool = False
+    confidence_source: str = "head"
+    uncertainty_head_detached: bool = False
 
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:
@@ -74,6 +94,10 @@ class TRNConfig(PreTrainedConfig):
         last_stage = self.backbone_config.stage_names[-1]
         self.backbone_config.set_output_features_output_indices(out_features=[last_stage], out_indices=None)
         check_backbone_channels(self)
+        if self.confidence_source not in CONFIDENCE_SOURCES:
+            raise ValueError(
+                f"confidence_source={self.confidence_source!r}; expected one of {list(CONFIDENCE_SOURCES)}."
+            )
 
 
-__all__ = ["TRNConfig"]
+__all__ = ["CONFIDENCE_SOURCES", "TRNConfig"]
