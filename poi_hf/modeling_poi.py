@@ -21,12 +21,12 @@ class POIOutput(ModelOutput):
         loss (`torch.FloatTensor` of shape `()`, *optional*): the joint POI-R loss, when ``labels`` are given.
         logits (`torch.FloatTensor` of shape `(B, C)`): TRN logits (the deployed prediction).
         confidence (`torch.FloatTensor` of shape `(B,)`): the TRN's deployed ``confidence`` (`TRNOutput`).
-        head_confidence (`torch.FloatTensor` of shape `(B,)`): the TRN's uncertainty head, which the loss fits (by
-            default to PIN's support of the TRN's prediction, `POIConfig.confidence_target`).
         pin_logits (`torch.FloatTensor` of shape `(B, C)`): log of PIN's soft label.
         pin_soft_labels (`torch.FloatTensor` of shape `(B, C)`): PIN's aggregated soft label ``s``.
         pin_member_logits (`torch.FloatTensor` of shape `(B, M, C)`): PIN's members (`PINConfig.member_names`).
         pin_au_logits (`torch.FloatTensor` of shape `(B, K, A)`): PIN region AU logits.
+        head_confidence (`torch.FloatTensor` of shape `(B,)`): the TRN's uncertainty head, which the loss fits (by
+            default to PIN's support of the TRN's prediction, `POIConfig.confidence_target`).
         loss_terms (`dict[str, torch.FloatTensor]`, *optional*): with ``labels``, the weighted terms of ``loss`` and
             the detached statistics that `poi_hf.losses.joint_losses` returns (without the total), for logging.
     """
@@ -34,11 +34,11 @@ class POIOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     confidence: torch.FloatTensor | None = None
-    head_confidence: torch.FloatTensor | None = None
     pin_logits: torch.FloatTensor | None = None
     pin_soft_labels: torch.FloatTensor | None = None
     pin_member_logits: torch.FloatTensor | None = None
     pin_au_logits: torch.FloatTensor | None = None
+    head_confidence: torch.FloatTensor | None = None  # after the older fields, so tuple positions stay
     loss_terms: dict[str, torch.FloatTensor] | None = None
 
 

@@ -87,7 +87,8 @@ def test_trn_feature_map_only_on_request_and_its_cams_give_the_logits(batch):
     model = tiny_trn().eval()
     pixel_values = batch["pixel_values"]
     plain = model(pixel_values)
-    assert plain.feature_map is None and len(model(pixel_values, return_dict=False)) == 3
+    # logits, confidence, pooler_output, head_confidence
+    assert plain.feature_map is None and len(model(pixel_values, return_dict=False)) == 4
     outputs = model(pixel_values, output_feature_map=True)
     torch.testing.assert_close(outputs.logits, plain.logits)
     torch.testing.assert_close(outputs.feature_map.mean(dim=(2, 3)), outputs.pooler_output)

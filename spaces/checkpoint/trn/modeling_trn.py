@@ -31,10 +31,10 @@ class TRNOutput(ModelOutput):
             prediction is likely wrong: ``head_confidence``, or in eval mode with ``config.confidence_source=
             "flip_consistency"`` the predicted class's mean probability on the image and its mirror image
             (docs/method.md measures both).
+        pooler_output (`torch.FloatTensor` of shape `(B, D)`): pooled backbone features.
         head_confidence (`torch.FloatTensor` of shape `(B,)`): the uncertainty head's output in (0, 1), the score
             training fits and weighs with (POI-R: an estimate of how far PIN backs the predicted label; SCN, RUL: the
             sample weight).
-        pooler_output (`torch.FloatTensor` of shape `(B, D)`): pooled backbone features.
         feature_map (`torch.FloatTensor` of shape `(B, D, h, w)`, *optional*): the backbone's last feature map, whose
             spatial mean is ``pooler_output``; only with ``output_feature_map=True`` (class activation maps, EAC).
     """
@@ -42,8 +42,8 @@ class TRNOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     confidence: torch.FloatTensor | None = None
-    head_confidence: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    head_confidence: torch.FloatTensor | None = None  # after the older fields, so tuple positions stay
     feature_map: torch.FloatTensor | None = None
 
 
