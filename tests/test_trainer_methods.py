@@ -109,3 +109,17 @@ def test_train_split_analysis_reads_the_labels_in_prediction_order(tmp_path, dat
     np.testing.assert_array_equal(arrays["confidence"], prediction.predictions[1])
     assert analysis["noise_rate"] == arrays["flipped"].mean()
     assert {"trust_auroc_clean_vs_flipped", "pin_train_accuracy_clean"} <= analysis.keys()  # POI-R's PIN
+
+
+def test_train_split_analysis_reads_the_head_whatever_is_deployed(tmp_path, dataset):
+    """The flip consistency is a property of predictions; the training-label analysis scores the head training
+    weighed with, and leaves the deployed source as it was."""
+    trainer = tiny_trainer(tmp_path, dataset)
+    trainer.model.trn.config.confidence_source = "flip_consistency"
+    analyze_train_split(trainer, dataset["train"], tmp_path)
+    assert trainer.model.trn.config.confidence_source == "flip_consistency"
+    deployed = trainer.predict(dataset["train"]).predictions[1]
+    trainer.model.trn.config.confidence_source = "head"
+    head = trainer.predict(dataset["train"]).predictions[1]
+    np.testing.assert_array_equal(np.load(tmp_path / "train_analysis.npz")["confidence"], head)
+    assert not np.allclose(deployed, head)
