@@ -95,7 +95,7 @@ FLIP_CONFIDENCE = (
     "image (`config.confidence_source=\"flip_consistency\"`: one more backbone pass per face). Low values flag "
     "likely errors. It ranks the TRN's errors better than the top softmax probability: on SynFER (noisy labels, 30 "
     "epochs, 14 runs of POI-R, CE and KD) on the validation split in 13 runs of 14 and on test in all 14 (error AUROC "
-    "0.84 vs 0.82 for POI-R), on FER2013 by a little (0.77-0.80 vs 0.77-0.79, 3 runs). Like every score measured, it "
+    "0.84 vs 0.82 for POI-R), on FER2013 by a little (0.77-0.80 vs 0.76-0.79, 5 runs). Like every score measured, it "
     "hardly follows how ambiguous a face is. With POI-R's PIN loaded, the `facial-expression-recognition` pipeline "
     "also returns PIN's support of the label (`pin_support`), better still on SynFER (0.86). Numbers and commands: "
     "the package's docs/method.md."

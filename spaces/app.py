@@ -186,7 +186,7 @@ def build_demo() -> gr.Blocks:
                     "α), PIN's support (PIN's probability of the label, when a PIN is loaded), and the facial "
                     "regions that drove PIN's view. Low values flag likely errors: the mirror confidence ranks the "
                     "classifier's errors better than its top probability (error AUROC 0.84 vs 0.82 on synthetic "
-                    "faces, 0.77-0.80 vs 0.77-0.79 on FER2013), PIN's support better still on synthetic faces "
+                    "faces, 0.77-0.80 vs 0.76-0.79 on FER2013), PIN's support better still on synthetic faces "
                     "(0.86) but not on FER2013 (see docs/method.md).")
         gr.Markdown(model_description(), elem_id="model-info")
         with gr.Row():
