@@ -36,14 +36,13 @@ SPLITS = ("validation", "test")
 
 @torch.no_grad()
 def trn_outputs(trn: TRNForImageClassification, pixel_values: torch.Tensor, batch_size: int = 256) -> dict:
-    """Logits (N, C) and ``confidence`` (N,) under every confidence source, in batches."""
-    outputs = {}
-    for source in CONFIDENCE_SOURCES:
-        trn.config.confidence_source = source
-        batches = [trn(batch) for batch in pixel_values.split(batch_size)]
-        outputs["logits"] = torch.cat([batch.logits.float() for batch in batches])
-        outputs[source] = torch.cat([batch.confidence.float() for batch in batches])
-    return outputs
+    """Logits (N, C) and ``confidence`` (N,) under every confidence source, in batches: one pass with the flip
+    consistency, whose output also carries the head's score (``head_confidence``)."""
+    trn.config.confidence_source = "flip_consistency"
+    batches = [trn(batch) for batch in pixel_values.split(batch_size)]
+    fields = {"logits": "logits", "flip_consistency": "confidence", "head": "head_confidence"}
+    assert set(fields) - {"logits"} == set(CONFIDENCE_SOURCES), "a new confidence source needs its field here"
+    return {key: torch.cat([getattr(batch, field).float() for batch in batches]) for key, field in fields.items()}
 
 
 @torch.no_grad()

@@ -25,8 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from poi_hf import PINForImageClassification, TRNForImageClassification
-from poi_hf import POIImageProcessor
+from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
 from poi_hf.data import FEREvalTransform, load_fer_dataset, processor_transform_settings
 from poi_hf.losses import label_trust
 from poi_hf.metrics import auroc, spearman
@@ -217,7 +216,9 @@ def main() -> None:
                 f"  trust AUROC {auroc_text}"
             )
         for name, entry in report["uncertainty_scores"].items():
-            spearman_text = f"  Spearman with true entropy {entry['entropy_spearman']:+.2f}" if len(entry) > 1 else ""
+            spearman_text = (
+                f"  Spearman with true entropy {entry['entropy_spearman']:+.2f}" if "entropy_spearman" in entry else ""
+            )
             print(f"  {name:16s} error AUROC {entry['error_auroc']:.3f}{spearman_text}")
     if args.out:
         args.out.write_text(json.dumps(reports, indent=2))

@@ -241,12 +241,13 @@ def merge(files: list[Path], command: str) -> dict:
     """One results dict from the results.json of several benchmarks (e.g. seeds trained in separate runs): every
     run row and its recorded hyperparameters, aggregated anew. A run (setting, method, seed) found in two files must
     hold the same numbers in both."""
-    merged = {"machine": [], "seeds": [], "command": command, "settings": {"merged": [str(f) for f in files]}}
+    machines = []
+    merged = {"command": command, "settings": {"merged": [str(f) for f in files]}}
     merged |= {"runs": {}, "hyperparameters": {}, "aggregates": {}}
     for file in files:
         results = json.loads(file.read_text())
-        if results["machine"] not in merged["machine"]:
-            merged["machine"].append(results["machine"])
+        if results["machine"] not in machines:
+            machines.append(results["machine"])
         for setting, methods in results["runs"].items():
             for method, rows in methods.items():
                 runs = merged["runs"].setdefault(setting, {}).setdefault(method, {})
@@ -260,9 +261,8 @@ def merge(files: list[Path], command: str) -> dict:
         for method, rows in methods.items():
             merged["aggregates"].setdefault(setting, {})[method] = aggregate([rows[seed] for seed in sorted(rows)])
     seeds = {seed for methods in merged["runs"].values() for rows in methods.values() for seed in rows}
-    merged["seeds"] = sorted(int(seed.removeprefix("seed")) for seed in seeds)
-    merged["machine"] = " / ".join(merged["machine"])
-    return merged
+    seeds = sorted(int(seed.removeprefix("seed")) for seed in seeds)
+    return {"machine": " / ".join(machines), "seeds": seeds, **merged}
 
 
 def plot(results: dict, out_dir: Path) -> None:

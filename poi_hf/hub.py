@@ -180,11 +180,12 @@ def model_card(
         method_line = POI_METHOD.format(version=__version__)
     else:
         method_line = BASELINE_METHOD.format(method=method, version=__version__)
-    confidence = CONFIDENCE_MEANING.get(
-        method, f"Its `confidence` output is not trained by the `{method}` baseline: ignore it."
-    )
     if getattr(config, "confidence_source", "head") == "flip_consistency":
         confidence = FLIP_CONFIDENCE
+    else:
+        confidence = CONFIDENCE_MEANING.get(
+            method, f"Its `confidence` output is not trained by the `{method}` baseline: ignore it."
+        )
     summary = (
         f"Target Recognition Network (TRN) of POI-R: the deployed facial expression classifier. {confidence}"
         if is_trn

@@ -164,7 +164,7 @@ class FacialExpressionRecognitionPipeline(Pipeline):
             return outputs
         trn = self.model(pixel_values=model_inputs["pixel_values"].to(self.dtype))
         outputs["probabilities"] = trn.logits.float().softmax(-1)
-        confidence = getattr(trn, "confidence", None)  # only POI-R's TRN has an uncertainty head
+        confidence = getattr(trn, "confidence", None)  # a plain image classifier has none
         config = self.model.config
         if not getattr(config, "confidence_trained", True) and getattr(config, "confidence_source", "head") == "head":
             confidence = None  # e.g. a CE or KD baseline's TRN, whose head training left untrained
