@@ -1,63 +1,119 @@
-"""Would averaging a TRN's prediction over the face and its mirror image (test-time augmentation) pay? A TRN whose
-`confidence_source` is "flip_consistency" already runs the mirrored face; this scores finished runs of
-`examples/train.py` on their validation and test splits with the plain prediction, ``argmax p(x)``, and the
-mirror-averaged one, ``argmax (p(x) + p(flip(x)))``, against the clean labels (a measurement; the package predicts
-from ``p(x)``).
+"""Does predicting from the face and its mirror image together (`TRNConfig.mirror_average`) pay? Scores finished
+runs of `examples/train.py` (or a bare checkpoint with ``--metrics``) on their validation split (where the setting
+is chosen) and test split (scored once, reported), each way, against the clean labels: accuracy, NLL, ECE, the
+error AUROC of the flip-consistency confidence (which, with the averaged prediction, is that prediction's top
+probability) and the area under the risk-coverage curve of prediction and confidence together, plus on SynFER the
+confidence's Spearman with the entropy of the true distribution and KL(true || pred).
 
     python benchmarks/mirror_averaging.py runs/noise30/poi/seed0 runs/noise30/ce/seed0 \\
         --out benchmarks/results/mirror_averaging.json
+    python benchmarks/mirror_averaging.py spaces/checkpoint/trn \\
+        --metrics benchmarks/results/fer2013_96px/ce_seed0_metrics.json   # the shipped model, bare
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from pin_members import load_run_data
+from pin_members import load_run_data, uncertainty_scores
 
 from poi_hf import TRNForImageClassification
+from poi_hf.metrics import expected_calibration_error, kl_divergence
 
 SPLITS = ("validation", "test")
+SETTINGS = {"plain": False, "mirror_average": True}
+
+
+def risk_coverage_area(confidence: np.ndarray, right: np.ndarray) -> float:
+    """Area under the risk-coverage curve (Geifman & El-Yaniv, 2017): the mean, over coverages k / N, of the error
+    rate among the k most confident predictions. Lower is better; it weighs accuracy and the confidence's ranking
+    together, so that predictors with different errors compare. (N,), (N,) bool -> float."""
+    errors = ~right[np.argsort(-confidence, kind="stable")]
+    return float(np.mean(np.cumsum(errors) / np.arange(1, len(errors) + 1)))
 
 
 @torch.no_grad()
-def accuracies(run: Path) -> dict:
-    """Per split: (plain accuracy, mirror-averaged accuracy)."""
-    trn = TRNForImageClassification.from_pretrained(run / "trn").eval()
-    trn.config.confidence_source = "head"  # one view per call
-    report = {"run": str(run)}
-    for split, data in load_run_data(run, SPLITS).items():
-        views = [
-            torch.cat([trn(batch).logits.float().softmax(-1) for batch in pixel_values.split(256)])
-            for pixel_values in (data["pixel_values"], data["pixel_values"].flip(-1))
-        ]
-        labels = data["clean_labels"]
-        plain = (views[0].argmax(-1) == labels).float().mean()
-        averaged = ((views[0] + views[1]).argmax(-1) == labels).float().mean()
-        report[split] = (float(plain), float(averaged))
+def score(trn: TRNForImageClassification, data: dict, batch_size: int = 256) -> dict:
+    """Accuracy, NLL, ECE and the confidence's error AUROC (and on SynFER its Spearman with the true distribution's
+    entropy, and KL(true || pred)) of ``trn`` as configured."""
+    batches = [trn(pixels) for pixels in data["pixel_values"].split(batch_size)]
+    log_probs = torch.cat([batch.logits.float() for batch in batches]).log_softmax(-1)
+    confidence = torch.cat([batch.confidence.float() for batch in batches])
+    labels = data["clean_labels"]
+    right = (log_probs.argmax(-1) == labels).numpy()
+    true_distribution = data["true_distribution"].numpy() if "true_distribution" in data else None
+    report = {
+        "accuracy": float(right.mean()),
+        "nll": float(-log_probs.gather(1, labels[:, None]).mean()),
+        "ece": expected_calibration_error(log_probs.exp().numpy(), labels.numpy()),
+        "risk_coverage_area": risk_coverage_area(confidence.numpy(), right),
+        **uncertainty_scores({"confidence": confidence}, right, true_distribution)["confidence"],
+    }
+    if true_distribution is not None:
+        report["kl_true"] = kl_divergence(true_distribution, log_probs.exp().numpy())
     return report
+
+
+def analyse(run: Path, data_dir: Path | None = None, metrics: Path | None = None) -> dict:
+    """Per split and setting, `score` of the run's TRN with the flip-consistency confidence."""
+    trn = TRNForImageClassification.from_pretrained(run / "trn" if (run / "trn").is_dir() else run).eval()
+    trn.config.confidence_source = "flip_consistency"
+    hyperparameters = json.loads((metrics or run / "metrics.json").read_text())["hyperparameters"]
+    report = {"run": str(run), "method": hyperparameters["method"], "dataset": hyperparameters["dataset"]}
+    for split, data in load_run_data(run, SPLITS, data_dir, metrics).items():
+        report[split] = {}
+        for name, mirror_average in SETTINGS.items():
+            trn.config.mirror_average = mirror_average
+            report[split][name] = score(trn, data)
+    return report
+
+
+def summary(reports: list[dict]) -> dict:
+    """Per split: the mean change (averaged minus plain) of every figure, and how many runs gain accuracy."""
+    result = {}
+    for split in SPLITS:
+        keys = reports[0][split]["plain"].keys()
+        change = {
+            key: [report[split]["mirror_average"][key] - report[split]["plain"][key] for report in reports]
+            for key in keys
+        }
+        result[split] = {f"mean_change_{key}": float(np.mean(values)) for key, values in change.items()}
+        result[split]["runs_gaining_accuracy"] = int(np.sum(np.array(change["accuracy"]) > 0))
+        result[split]["runs_losing_accuracy"] = int(np.sum(np.array(change["accuracy"]) < 0))
+        result[split]["runs"] = len(reports)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished examples/train.py runs")
     parser.add_argument("--out", type=Path, help="write the reports as JSON here")
+    parser.add_argument("--data_dir", type=Path, help="a real dataset's folder, if not where the runs recorded it")
+    parser.add_argument(
+        "--metrics", type=Path, help="a bare checkpoint's training metrics.json (the runs' own by default)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    command = " ".join(["python", "benchmarks/mirror_averaging.py", *sys.argv[1:]])
+    header = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores", "command": command}
     reports = []
     for run in args.runs:
-        reports.append(accuracies(run))
-        print(reports[-1], flush=True)
-        if args.out:
-            command = " ".join(["python", "benchmarks/mirror_averaging.py", *sys.argv[1:]])
-            args.out.write_text(json.dumps({"command": command, "runs": reports}, indent=1))
-    for split in SPLITS:
-        gain = 100 * np.array([report[split][1] - report[split][0] for report in reports])
-        print(f"{split}: mean gain {gain.mean():+.2f} points, {np.sum(gain > 0)} of {len(gain)} runs gain")
+        reports.append(analyse(run, args.data_dir, args.metrics))
+        print(f"\n{run} ({reports[-1]['method']}, {reports[-1]['dataset']})")
+        for split in SPLITS:
+            for name, entry in reports[-1][split].items():
+                print(f"  {split:10s} {name:15s} " + "  ".join(f"{key} {value:.4f}" for key, value in entry.items()))
+        if args.out:  # written as it goes, so a long list of runs leaves its finished part behind
+            args.out.write_text(json.dumps({**header, "runs": reports, "summary": summary(reports)}, indent=1))
+    for split, entry in summary(reports).items():
+        print(f"{split}: " + ", ".join(f"{key} {value:+.4f}" for key, value in entry.items()))
 
 
 if __name__ == "__main__":

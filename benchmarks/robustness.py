@@ -56,6 +56,8 @@ VARIANTS = {
     "poi-au": _pin_recipe("reliability", "reliable_peers", True),
     "poi-au-median": _AU_MEDIAN,
     "poi-au-median-k3": [*_AU_MEDIAN, "--trust_sharpness", "3"],  # label trust (s[y] / max s) ** 3
+    # PIN's soft label keeps half of every target, as the kd baseline's teacher does (POIConfig.transfer_floor)
+    "poi-au-median-floor50": [*_AU_MEDIAN, "--transfer_floor", "0.5"],
     "poi-au-median-holdout": [*_AU_MEDIAN, "--reliability_holdout", "10"],  # members measured on unfitted faces
     # the same with a 5x longer memory of the accuracies (~640 held-out faces instead of ~130 at batch 64)
     "poi-au-median-holdout-m99": [*_AU_MEDIAN, "--reliability_holdout", "10", "--reliability_momentum", "0.99"],

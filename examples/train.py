@@ -91,6 +91,12 @@ class ModelArguments:
                   "probability on the face and its mirror image; ranks errors better than max softmax, one more "
                   "backbone pass) or head (the uncertainty head's score). TRNConfig.confidence_source."},
     )
+    mirror_average: bool = field(
+        default=True,
+        metadata={"help": "The saved TRN predicts from the face and its mirror image together (the log of their mean "
+                  "probabilities; the same extra backbone pass as flip_consistency), in evaluation too. "
+                  "TRNConfig.mirror_average."},
+    )
 
 
 @dataclass
@@ -294,6 +300,7 @@ def build_model(
         confidence_trained=method in CONFIDENCE_METHODS,
         confidence_from_softmax=model_args.confidence_from_softmax,
         confidence_source=model_args.confidence_source,
+        mirror_average=model_args.mirror_average,
         uncertainty_head_detached=method == "poi" and poi_args.confidence_target == "correctness",
     )
     if method != "poi":
@@ -408,7 +415,11 @@ def main(argv: list[str] | None = None) -> dict:
     if method == "poi":
         trainer = POITrainer(**common)
     else:
-        teacher = TRNForImageClassification.from_pretrained(method_args.teacher_path) if method == "kd" else None
+        teacher = None
+        if method == "kd":  # the teacher's plain logits, one backbone pass, as KD has always distilled
+            teacher = TRNForImageClassification.from_pretrained(
+                method_args.teacher_path, confidence_source="head", mirror_average=False
+            )
         trainer = BaselineTrainer(**common, baseline=method_args, teacher=teacher)
 
     # Training.

@@ -47,11 +47,13 @@ def analyze_train_split(trainer: FERTrainer, train_split: Dataset, output_dir: P
     if "clean_label" not in train_split.column_names:
         return {}
     trn = getattr(trainer.model, "trn", trainer.model)
-    deployed, trn.config.confidence_source = trn.config.confidence_source, "head"  # the score training weighed with
+    # the score training weighed with and the plain prediction, one backbone pass
+    deployed = trn.config.confidence_source, trn.config.mirror_average
+    trn.config.confidence_source, trn.config.mirror_average = "head", False
     try:
         logits, confidence, *pin = trainer.predict(train_split, metric_key_prefix="train").predictions
     finally:
-        trn.config.confidence_source = deployed
+        trn.config.confidence_source, trn.config.mirror_average = deployed
     columns = train_split.with_format(None)  # predictions come in dataset order
     given = np.asarray(columns["label"][:], dtype=np.int64)
     clean = np.asarray(columns["clean_label"][:], dtype=np.int64)

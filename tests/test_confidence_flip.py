@@ -8,9 +8,10 @@ from poi_hf import POIConfig, POIModel, TRNConfig, TRNForImageClassification
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 
 
-def tiny_trn(source: str = "flip_consistency") -> TRNForImageClassification:
+def tiny_trn(source: str = "flip_consistency", mirror_average: bool = False) -> TRNForImageClassification:
     torch.manual_seed(0)
-    return TRNForImageClassification(tiny_trn_config(confidence_source=source)).eval()
+    config = tiny_trn_config(confidence_source=source, mirror_average=mirror_average)
+    return TRNForImageClassification(config).eval()
 
 
 def images(batch: int = 6) -> torch.Tensor:
@@ -87,3 +88,22 @@ def test_the_source_survives_save(tmp_path):
     assert reloaded.config.confidence_source == "flip_consistency"
     with torch.no_grad():
         assert torch.allclose(reloaded(images()).confidence, trn(images()).confidence)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("source", ["flip_consistency", "head"])
+def test_mirror_average_predicts_from_both_views(source):
+    """mirror_average: the logits are the log of the two views' mean probabilities; with the flip consistency the
+    confidence is then that mean's top probability, with the head it is the head's score on the plain image."""
+    trn = tiny_trn(source, mirror_average=True)
+    plain = tiny_trn("head")
+    plain.load_state_dict(trn.state_dict())
+    views = torch.stack([plain(images()).logits.softmax(-1), plain(images().flip(-1)).logits.softmax(-1)])
+    output = trn(images())
+    assert torch.allclose(output.logits.softmax(-1), views.mean(0), atol=1e-6)
+    assert torch.allclose(output.logits.exp().sum(-1), torch.ones(6), atol=1e-6)  # log-probabilities
+    assert not torch.allclose(output.logits.softmax(-1), views[0], atol=1e-4)  # the mirror moved the prediction
+    expected = views.mean(0).amax(-1) if source == "flip_consistency" else plain(images()).confidence
+    assert torch.allclose(output.confidence, expected, atol=1e-6)
+    assert torch.allclose(output.head_confidence, plain(images()).confidence, atol=1e-6)
+    assert torch.allclose(trn.train()(images()).logits, plain.train()(images()).logits)  # training never mirrors

@@ -137,6 +137,27 @@ def test_untrained_confidence_is_not_reported(fer_checkpoint, photos, tmp_path):
     assert face["confidence"] == pytest.approx(float(views[:, predicted].mean()), abs=1e-6)
 
 
+def test_mirror_averaged_model_reports_the_views_mean(fer_checkpoint, photos, tmp_path):
+    """A TRN with mirror_average: the pipeline's distribution is the mean of the face's and its mirror image's
+    probabilities, and the flip-consistency confidence is that mean's top probability."""
+    averaged = tmp_path / "averaged"
+    model = TRNForImageClassification.from_pretrained(fer_checkpoint, confidence_source="flip_consistency")
+    model.config.mirror_average = True
+    model.save_pretrained(averaged)
+    POIImageProcessor.from_pretrained(fer_checkpoint).save_pretrained(averaged)
+    fer = pipeline("facial-expression-recognition", model=str(averaged), face_detector=HaarFaceDetector(),
+                   trust_remote_code=False)
+    (face,) = fer(str(photos["single_face.jpg"]))
+    (crop,) = crop_faces(photos["single_face.jpg"], fer.face_detector)
+    pixel_values = fer.image_processor(crop.image, return_tensors="pt")["pixel_values"]
+    model.config.mirror_average, model.config.confidence_source = False, "head"
+    with torch.no_grad():
+        mean = model.eval()(torch.cat([pixel_values, pixel_values.flip(-1)])).logits.softmax(-1).mean(0)
+    assert [face["distribution"][name] for name in RAFDB_ORDER] == pytest.approx(mean.tolist(), abs=1e-5)
+    assert face["label"] == RAFDB_ORDER[int(mean.argmax())]
+    assert face["confidence"] == pytest.approx(float(mean.max()), abs=1e-5)
+
+
 def test_plain_image_classifier_without_confidence(photos, tmp_path):
     """Any image classifier works: a transformers ResNet has no uncertainty head, so ``confidence`` is None."""
     config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",

@@ -36,19 +36,24 @@ def test_export_matches_pytorch(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "setting",
-    [{"confidence_from_softmax": True}, {"confidence_source": "flip_consistency"}],
-    ids=lambda setting: next(iter(setting)),
+    [
+        {"confidence_from_softmax": True},
+        {"confidence_source": "flip_consistency"},
+        {"mirror_average": True, "confidence_source": "flip_consistency"},
+    ],
+    ids=lambda setting: "+".join(setting),
 )
 def test_other_confidences_export(setting, tmp_path, capsys):
-    """A TRN with confidence_from_softmax (the top probability's logit written with log/log1p) or with the flip
-    consistency (a mirrored copy of the batch through the backbone) exports and matches PyTorch; what the settings
-    compute is tests/test_confidence_from_softmax.py's and tests/test_confidence_flip.py's check."""
+    """A TRN with confidence_from_softmax (the top probability's logit written with log/log1p), the flip consistency
+    (a mirrored copy of the batch through the backbone) or the mirror-averaged prediction exports and matches PyTorch
+    (logits and confidence); what the settings compute is tests/test_confidence_from_softmax.py's and
+    tests/test_confidence_flip.py's check."""
     trn_dir = save_tiny_checkpoints(tmp_path / "run")
     config = json.loads((trn_dir / "config.json").read_text())
     (trn_dir / "config.json").write_text(json.dumps({**config, **setting}))
     assert load_export_script().main(["--model", str(trn_dir), "--output", str(tmp_path / "onnx")]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["max_abs_diff"]["confidence"] < 1e-5
+    assert report["max_abs_diff"]["confidence"] < 1e-5 and report["max_abs_diff"]["logits"] < 1e-4
 
 
 def test_only_a_trn_is_exported(tmp_path):
