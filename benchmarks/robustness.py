@@ -344,6 +344,13 @@ def main() -> None:
     parser.add_argument("--data_dir", default=None, help="the real dataset's folder")
     parser.add_argument("--image_size", type=int, default=None, help="override the preset's input size")
     parser.add_argument("--bf16", default=None, choices=["True", "False"], help="default: train.py's (auto)")
+    parser.add_argument(
+        "--mirror_average",
+        default=None,
+        choices=["True", "False"],
+        help="predict (and select epochs) from the face and its mirror image together; default: train.py's (True). "
+        "False compares with runs from before December 2026",
+    )
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--train_size", type=int, default=2000)
     parser.add_argument("--validation_size", type=int, default=500, help="SynFER: images that select")
@@ -390,6 +397,7 @@ def main() -> None:
         *data_flags,
         *(["--image_size", str(args.image_size)] if args.image_size else []),
         *(["--bf16", args.bf16] if args.bf16 else []),
+        *(["--mirror_average", args.mirror_average] if args.mirror_average else []),
         "--num_train_epochs",
         str(args.epochs),
         "--per_device_train_batch_size",

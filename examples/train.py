@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> dict:
         "learning_rate": training_args.learning_rate,
         "seed": training_args.seed,
         "bf16": training_args.bf16,
+        "confidence_source": model_args.confidence_source,
+        "mirror_average": model_args.mirror_average,  # evaluation (and best-epoch selection) predicts from both views
     }
     common = dict(
         model=model,
