@@ -3,7 +3,9 @@
 probability and, for POI-R runs, PIN's support of the prediction; on the validation split (where a source is
 chosen) and on test (scored once, reported), for finished runs of `examples/train.py` (any method; SynFER or a real
 dataset read from the run's recorded data_dir). Also the TRN's inference throughput with each source, measured in
-the same process, since the flip costs a second backbone pass.
+the same process, since the flip costs a second backbone pass. The prediction scored is the face's alone (with
+`TRNConfig.mirror_average` the flip consistency is the averaged prediction's max softmax;
+`benchmarks/mirror_averaging.py` scores that one).
 
     python benchmarks/confidence_sources.py runs/noise30/poi/seed0 runs/noise30/ce/seed0 \\
         --out benchmarks/results/confidence_sources.json
@@ -38,7 +40,7 @@ SPLITS = ("validation", "test")
 def trn_outputs(trn: TRNForImageClassification, pixel_values: torch.Tensor, batch_size: int = 256) -> dict:
     """Logits (N, C) and ``confidence`` (N,) under every confidence source, in batches: one pass with the flip
     consistency, whose output also carries the head's score (``head_confidence``)."""
-    trn.config.confidence_source = "flip_consistency"
+    trn.config.confidence_source, trn.config.mirror_average = "flip_consistency", False
     batches = [trn(batch) for batch in pixel_values.split(batch_size)]
     fields = {"logits": "logits", "flip_consistency": "confidence", "head": "head_confidence"}
     assert set(fields) - {"logits"} == set(CONFIDENCE_SOURCES), "a new confidence source needs its field here"

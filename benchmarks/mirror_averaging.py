@@ -1,9 +1,10 @@
 """Does predicting from the face and its mirror image together (`TRNConfig.mirror_average`) pay? Scores finished
 runs of `examples/train.py` (or a bare checkpoint with ``--metrics``) on their validation split (where the setting
-is chosen) and test split (scored once, reported), each way, against the clean labels: accuracy, NLL, ECE, the
-error AUROC of the flip-consistency confidence (which, with the averaged prediction, is that prediction's top
-probability) and the area under the risk-coverage curve of prediction and confidence together, plus on SynFER the
-confidence's Spearman with the entropy of the true distribution and KL(true || pred).
+is chosen) and test split (scored once, reported), each way, against the clean labels: the training metrics
+(accuracy, mean class accuracy, macro-F1, NLL, ECE; KL(true || pred) on SynFER), the error AUROC of the
+flip-consistency confidence (which, with the averaged prediction, is that prediction's top probability) and the area
+under the risk-coverage curve of prediction and confidence together, plus on SynFER the confidence's Spearman with
+the entropy of the true distribution.
 
     python benchmarks/mirror_averaging.py runs/noise30/poi/seed0 runs/noise30/ce/seed0 \\
         --out benchmarks/results/mirror_averaging.json
@@ -25,7 +26,7 @@ import torch
 from pin_members import load_run_data, uncertainty_scores
 
 from poi_hf import TRNForImageClassification
-from poi_hf.metrics import expected_calibration_error, kl_divergence
+from poi_hf.metrics import classification_metrics
 
 SPLITS = ("validation", "test")
 SETTINGS = {"plain": False, "mirror_average": True}
@@ -41,24 +42,20 @@ def risk_coverage_area(confidence: np.ndarray, right: np.ndarray) -> float:
 
 @torch.no_grad()
 def score(trn: TRNForImageClassification, data: dict, batch_size: int = 256) -> dict:
-    """Accuracy, NLL, ECE and the confidence's error AUROC (and on SynFER its Spearman with the true distribution's
-    entropy, and KL(true || pred)) of ``trn`` as configured."""
+    """The training metrics (`poi_hf.metrics.classification_metrics`: accuracy, mean class accuracy, macro-F1, NLL,
+    ECE, and KL(true || pred) on SynFER) of ``trn`` as configured, the risk-coverage area, and the confidence's error
+    AUROC (and on SynFER its Spearman with the true distribution's entropy)."""
     batches = [trn(pixels) for pixels in data["pixel_values"].split(batch_size)]
-    log_probs = torch.cat([batch.logits.float() for batch in batches]).log_softmax(-1)
-    confidence = torch.cat([batch.confidence.float() for batch in batches])
-    labels = data["clean_labels"]
-    right = (log_probs.argmax(-1) == labels).numpy()
+    probabilities = torch.cat([batch.logits.float() for batch in batches]).softmax(-1).numpy()
+    confidence = torch.cat([batch.confidence.float() for batch in batches]).numpy()
+    labels = data["clean_labels"].numpy()
     true_distribution = data["true_distribution"].numpy() if "true_distribution" in data else None
-    report = {
-        "accuracy": float(right.mean()),
-        "nll": float(-log_probs.gather(1, labels[:, None]).mean()),
-        "ece": expected_calibration_error(log_probs.exp().numpy(), labels.numpy()),
-        "risk_coverage_area": risk_coverage_area(confidence.numpy(), right),
-        **uncertainty_scores({"confidence": confidence}, right, true_distribution)["confidence"],
+    right = probabilities.argmax(-1) == labels
+    return {
+        **classification_metrics(probabilities, labels, true_distribution),
+        "risk_coverage_area": risk_coverage_area(confidence, right),
+        **uncertainty_scores({"confidence": torch.from_numpy(confidence)}, right, true_distribution)["confidence"],
     }
-    if true_distribution is not None:
-        report["kl_true"] = kl_divergence(true_distribution, log_probs.exp().numpy())
-    return report
 
 
 def analyse(run: Path, data_dir: Path | None = None, metrics: Path | None = None) -> dict:

@@ -66,6 +66,11 @@ def ship(run_dir: Path, output_dir: Path, with_pin: bool = False) -> list[Path]:
                     "the predicted class's mean probability on the face and its mirror image, low where the answer "
                     "is likely wrong; it ranks errors a little better than the top probability (docs/method.md)."
                 )
+                if model.config.mirror_average:
+                    confidence += (
+                        " The prediction averages the face and its mirror image (their mean probabilities), so this "
+                        "is that mean's top probability."
+                    )
         classes = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
         notes = LIMITATIONS.format(
             dataset=dataset, noise=noise, method=settings["method"], preset=settings["preset"], epochs=settings["epochs"],

@@ -182,12 +182,12 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="POI-R facial expression recognition") as demo:
         gr.Markdown("# POI-R facial expression recognition\nEach face: emotion distribution, the model's confidence "
                     "(for models trained since December 2026, the shipped one included: the label's mean "
-                    "probability on the face and its mirror image; for older POI-R models the uncertainty head's "
-                    "α), PIN's support (PIN's probability of the label, when a PIN is loaded), and the facial "
-                    "regions that drove PIN's view. Low values flag likely errors: the mirror confidence ranks the "
-                    "classifier's errors better than its top probability (error AUROC 0.84 vs 0.82 on synthetic "
-                    "faces, 0.77-0.80 vs 0.76-0.79 on FER2013), PIN's support better still on synthetic faces "
-                    "(0.86) but not on FER2013 (see docs/method.md).")
+                    "probability on the face and its mirror image, which these models also average into their "
+                    "prediction; for older POI-R models the uncertainty head's α), PIN's support (PIN's "
+                    "probability of the label, when a PIN is loaded), and the facial regions that drove PIN's view. "
+                    "Low values flag likely errors (error AUROC about 0.82 on synthetic faces, 0.77-0.78 on FER2013 "
+                    "for the averaged prediction), PIN's support better on synthetic faces (0.86) but not on "
+                    "FER2013 (see docs/method.md).")
         gr.Markdown(model_description(), elem_id="model-info")
         with gr.Row():
             with gr.Column():

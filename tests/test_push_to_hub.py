@@ -14,7 +14,15 @@ from huggingface_hub import HfApi, ModelCard, snapshot_download
 
 from poi_hf import PINForImageClassification, POIImageProcessor, TRNForImageClassification
 from poi_hf.baselines import CONFIDENCE_METHODS
-from poi_hf.hub import CONFIDENCE_MEANING, FLIP_CONFIDENCE, PIN_MODEL_KEY, export_submodel, model_card
+from poi_hf.hub import (
+    AVERAGED_CONFIDENCE,
+    CONFIDENCE_MEANING,
+    FLIP_CONFIDENCE,
+    MIRROR_AVERAGE,
+    PIN_MODEL_KEY,
+    export_submodel,
+    model_card,
+)
 from poi_hf.presets import tiny_pin_config, tiny_trn_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # as conftest.py does before huggingface_hub loads; no test may reach the Hub
@@ -131,6 +139,13 @@ def test_trn_cards_say_what_confidence_means_for_their_method(method):
         dataset_name="SynFER", hyperparameters={"method": method},
     )
     assert FLIP_CONFIDENCE in flip.text and expected not in flip.text  # the mirror needs no trained head
+    assert MIRROR_AVERAGE not in flip.text
+    averaged = model_card(
+        TRNForImageClassification(tiny_trn_config(confidence_source="flip_consistency", mirror_average=True)),
+        repo_id="run", dataset_name="SynFER", hyperparameters={"method": method},
+    )
+    assert MIRROR_AVERAGE in averaged.text and AVERAGED_CONFIDENCE in averaged.text
+    assert FLIP_CONFIDENCE not in averaged.text  # its claim over max softmax is the face-alone prediction's
 
 
 def test_pin_cards_say_how_the_members_are_pooled():

@@ -60,7 +60,12 @@ class TRNConfig(PreTrainedConfig):
             on its mirror image, ``(p(x)[y] + p(flip(x))[y]) / 2`` with ``y = argmax logits(x)``: one more backbone
             pass on the mirrored batch, and low where the model's answer does not survive the mirror (it ranks the
             model's errors better than its max softmax probability; docs/method.md measures it). ``logits`` are the
-            unmirrored image's either way.
+            unmirrored image's unless ``mirror_average``.
+        mirror_average (`bool`, defaults to `False`): in eval mode, predict from the image and its mirror image
+            together: ``logits`` are ``log((softmax(z(x)) + softmax(z(flip(x)))) / 2)``, the log of the two views' mean
+            probabilities (softmax of them gives that mean), from the same extra backbone pass the flip consistency
+            uses. With ``confidence_source="flip_consistency"`` the confidence is then the mean probability of the
+            averaged prediction, its top probability. Training never mirrors (the augmentation already flips).
         uncertainty_head_detached (`bool`, defaults to `False`): the uncertainty head reads the pooled features
             detached, so its loss trains the head alone, never the backbone the classifier shares (POI-R's
             ``confidence_target="correctness"`` fits it on faces the TRN must not learn from).
@@ -82,6 +87,7 @@ class TRNConfig(PreTrainedConfig):
     confidence_trained: bool = True
     confidence_from_softmax: bool = False
     confidence_source: str = "head"
+    mirror_average: bool = False
     uncertainty_head_detached: bool = False
 
     def __post_init__(self, **kwargs):

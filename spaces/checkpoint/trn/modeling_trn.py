@@ -7,6 +7,7 @@ During joint training (`poi_hf.losses`) each sample's hard label and PIN's soft 
 """
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Unpack
 
@@ -26,7 +27,8 @@ class TRNOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy on ``labels`` when they are given.
-        logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits.
+        logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits; in eval mode with ``config.mirror_average``
+            the log of the mean probabilities over the image and its mirror image.
         confidence (`torch.FloatTensor` of shape `(B,)`): the deployed per-image score in (0, 1), low where the
             prediction is likely wrong: ``head_confidence``, or in eval mode with ``config.confidence_source=
             "flip_consistency"`` the predicted class's mean probability on the image and its mirror image
@@ -148,7 +150,8 @@ class TRNForImageClassification(TRNPreTrainedModel):
         check_forward_kwargs(self, kwargs)
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         pixel_values = pixel_values.to(self.dtype)  # e.g. float64 arrays, or a half-precision model
-        mirrored = not self.training and self.config.confidence_source == "flip_consistency"
+        flip_confidence = self.config.confidence_source == "flip_consistency"
+        mirrored = not self.training and (flip_confidence or self.config.mirror_average)
         batch_size = pixel_values.shape[0]
         if mirrored:  # one backbone pass over the images and their mirror images
             pixel_values = torch.cat([pixel_values, pixel_values.flip(-1)])
@@ -156,8 +159,10 @@ class TRNForImageClassification(TRNPreTrainedModel):
         pooled = feature_map.mean(dim=(2, 3))
         logits = self.classifier(self.dropout(pooled))
         if mirrored:  # sliced, not chunked, so an ONNX export keeps its dynamic batch axis
-            mirror_logits = logits[batch_size:]
+            view_log_probs = torch.stack([logits[:batch_size], logits[batch_size:]]).float().log_softmax(-1)
             feature_map, pooled, logits = feature_map[:batch_size], pooled[:batch_size], logits[:batch_size]
+            if self.config.mirror_average:  # log of the views' mean probabilities
+                logits = (view_log_probs.logsumexp(0) - math.log(2.0)).to(logits.dtype)
         head_input = pooled.detach() if self.config.uncertainty_head_detached else pooled
         confidence_logit = self.uncertainty_head(head_input).squeeze(-1)
         if self.config.confidence_from_softmax:
@@ -166,10 +171,9 @@ class TRNForImageClassification(TRNPreTrainedModel):
             confidence_logit = confidence_logit + top_logit.to(confidence_logit.dtype)
         head_confidence = torch.sigmoid(confidence_logit)
         confidence = head_confidence
-        if mirrored:
-            predicted = logits.argmax(-1, keepdim=True)
-            probabilities = [view.float().softmax(-1).gather(1, predicted) for view in (logits, mirror_logits)]
-            confidence = ((probabilities[0] + probabilities[1]) / 2).squeeze(1).to(head_confidence.dtype)
+        if mirrored and flip_confidence:  # the views' mean probability of the predicted class
+            predicted = logits.argmax(-1, keepdim=True).expand(2, -1, -1)  # (2, B, 1)
+            confidence = view_log_probs.gather(2, predicted).exp().mean(0).squeeze(1).to(head_confidence.dtype)
 
         loss = None
         if labels is not None:
