@@ -1,0 +1,40 @@
+"""The measures two benchmark scripts report: the EM noise-rate estimate of benchmarks/noise_rate_estimate.py and the
+risk-coverage area of benchmarks/mirror_averaging.py."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+try:
+    from mirror_averaging import risk_coverage_area
+    from noise_rate_estimate import em_noise_rate
+finally:
+    sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.3])
+def test_em_recovers_the_noise_rate_of_a_calibrated_pin(rate):
+    """Faces whose classes are drawn from PIN's belief (a calibrated PIN), labels flipped uniformly at ``rate``; the
+    soft labels are the beliefs tempered as PIN outputs them."""
+    generator = torch.Generator().manual_seed(0)
+    beliefs = (3 * torch.randn(20000, 7, generator=generator)).softmax(-1)
+    true = torch.multinomial(beliefs, 1, generator=generator).squeeze(1)
+    flip = torch.rand(len(true), generator=generator) < rate
+    labels = torch.where(flip, (true + torch.randint(1, 7, true.shape, generator=generator)) % 7, true)
+    temperature = 2.0
+    soft_labels = (beliefs.log() / temperature).softmax(-1)
+    estimate = em_noise_rate(soft_labels, labels, temperature)
+    assert estimate == pytest.approx(float((labels != true).float().mean()), abs=0.015)
+
+
+def test_risk_coverage_area():
+    right = np.array([True, True, False, True])
+    # the wrong answer least confident: error rates 0, 0, 0, 1/4 at coverages 1/4 .. 1
+    assert risk_coverage_area(np.array([0.9, 0.8, 0.1, 0.7]), right) == pytest.approx((1 / 4) / 4)
+    # the wrong answer most confident: error rate 1, 1/2, 1/3, 1/4
+    assert risk_coverage_area(np.array([0.1, 0.2, 0.9, 0.3]), right) == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
