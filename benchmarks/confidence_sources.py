@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pin_members import load_run_data, uncertainty_scores
+from pin_members import add_run_arguments, load_run_data, load_run_trn, pin_soft_labels, uncertainty_scores
 
 from poi_hf import PINForImageClassification, TRNForImageClassification
 from poi_hf.trn.configuration_trn import CONFIDENCE_SOURCES
@@ -65,10 +65,8 @@ def throughput(trn: TRNForImageClassification, pixel_values: torch.Tensor, repea
 
 @torch.no_grad()
 def analyse(run: Path, data_dir: Path | None = None, metrics: Path | None = None) -> dict:
-    trn = TRNForImageClassification.from_pretrained(run / "trn" if (run / "trn").is_dir() else run).eval()
+    trn, report = load_run_trn(run, metrics)
     pin = PINForImageClassification.from_pretrained(run / "pin").eval() if (run / "pin").is_dir() else None
-    hyperparameters = json.loads((metrics or run / "metrics.json").read_text())["hyperparameters"]
-    report = {"run": str(run), "method": hyperparameters["method"], "dataset": hyperparameters["dataset"]}
     deployed_source = trn.config.confidence_source
     for split, data in load_run_data(run, SPLITS, data_dir, metrics).items():
         outputs = trn_outputs(trn, data["pixel_values"])
@@ -77,13 +75,7 @@ def analyse(run: Path, data_dir: Path | None = None, metrics: Path | None = None
         scores = {"max softmax": probabilities.amax(-1)}
         scores.update({f"confidence ({source})": outputs[source] for source in CONFIDENCE_SOURCES})
         if pin is not None:
-            soft_labels = torch.cat(
-                [
-                    pin(pixels, landmarks=landmarks).soft_labels.float()
-                    for pixels, landmarks in zip(data["pixel_values"].split(256), data["landmarks"].split(256))
-                ]
-            )
-            scores["pin support"] = soft_labels.gather(1, predicted[:, None]).squeeze(1)
+            scores["pin support"] = pin_soft_labels(pin, data).gather(1, predicted[:, None]).squeeze(1)
         right = (predicted == data["clean_labels"]).numpy()
         true_distribution = data["true_distribution"].numpy() if "true_distribution" in data else None
         report[split] = {
@@ -98,12 +90,7 @@ def analyse(run: Path, data_dir: Path | None = None, metrics: Path | None = None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished examples/train.py runs")
-    parser.add_argument("--out", type=Path, help="write the reports as JSON here")
-    parser.add_argument("--data_dir", type=Path, help="a real dataset's folder, if not where the runs recorded it")
-    parser.add_argument(
-        "--metrics", type=Path, help="a bare checkpoint's training metrics.json (the runs' own by default)"
-    )
+    add_run_arguments(parser)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the throughput figures depend on it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pin_members import load_run_data, uncertainty_scores
+from pin_members import add_run_arguments, load_run_data, load_run_trn, uncertainty_scores
 
 from poi_hf import TRNForImageClassification
 from poi_hf.metrics import classification_metrics
@@ -60,10 +60,8 @@ def score(trn: TRNForImageClassification, data: dict, batch_size: int = 256) -> 
 
 def analyse(run: Path, data_dir: Path | None = None, metrics: Path | None = None) -> dict:
     """Per split and setting, `score` of the run's TRN with the flip-consistency confidence."""
-    trn = TRNForImageClassification.from_pretrained(run / "trn" if (run / "trn").is_dir() else run).eval()
+    trn, report = load_run_trn(run, metrics)
     trn.config.confidence_source = "flip_consistency"
-    hyperparameters = json.loads((metrics or run / "metrics.json").read_text())["hyperparameters"]
-    report = {"run": str(run), "method": hyperparameters["method"], "dataset": hyperparameters["dataset"]}
     for split, data in load_run_data(run, SPLITS, data_dir, metrics).items():
         report[split] = {}
         for name, mirror_average in SETTINGS.items():
@@ -90,12 +88,7 @@ def summary(reports: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished examples/train.py runs")
-    parser.add_argument("--out", type=Path, help="write the reports as JSON here")
-    parser.add_argument("--data_dir", type=Path, help="a real dataset's folder, if not where the runs recorded it")
-    parser.add_argument(
-        "--metrics", type=Path, help="a bare checkpoint's training metrics.json (the runs' own by default)"
-    )
+    add_run_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     command = " ".join(["python", "benchmarks/mirror_averaging.py", *sys.argv[1:]])

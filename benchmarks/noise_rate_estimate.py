@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import torch
-from pin_members import load_run_data
+from pin_members import load_run_data, pin_soft_labels
 
 from poi_hf import PINForImageClassification
 
@@ -40,12 +40,7 @@ def em_noise_rate(soft_labels: torch.Tensor, labels: torch.Tensor, temperature: 
 def analyse(run: Path) -> dict:
     pin = PINForImageClassification.from_pretrained(run / "pin").eval()
     data = load_run_data(run, ("train",))["train"]
-    soft_labels = torch.cat(
-        [
-            pin(pixels, landmarks=landmarks).soft_labels.float()
-            for pixels, landmarks in zip(data["pixel_values"].split(256), data["landmarks"].split(256))
-        ]
-    )
+    soft_labels = pin_soft_labels(pin, data)
     return {
         "run": str(run),
         "flipped_share": float((data["labels"] != data["clean_labels"]).float().mean()),

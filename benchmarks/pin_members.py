@@ -71,6 +71,32 @@ def load_run_data(
     return data
 
 
+def load_run_trn(run: Path, metrics: Path | None = None) -> tuple[TRNForImageClassification, dict]:
+    """A finished run's TRN in eval mode (its ``trn/`` folder, or ``run`` itself for a bare checkpoint) and the head
+    of its report: the run, its method and its dataset, from its ``metrics.json`` (or ``metrics``)."""
+    trn = TRNForImageClassification.from_pretrained(run / "trn" if (run / "trn").is_dir() else run).eval()
+    hyperparameters = json.loads((metrics or run / "metrics.json").read_text())["hyperparameters"]
+    return trn, {"run": str(run), "method": hyperparameters["method"], "dataset": hyperparameters["dataset"]}
+
+
+@torch.no_grad()
+def pin_soft_labels(pin: PINForImageClassification, data: dict, batch_size: int = 256) -> torch.Tensor:
+    """PIN's soft labels (N, C) float32 for a split of `load_run_data`, in batches."""
+    batches = zip(data["pixel_values"].split(batch_size), data["landmarks"].split(batch_size))
+    return torch.cat([pin(pixels, landmarks=landmarks).soft_labels.float() for pixels, landmarks in batches])
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a benchmark that scores finished runs or a bare checkpoint: runs, --out, --data_dir,
+    --metrics."""
+    parser.add_argument("runs", nargs="+", type=Path, help="output folders of finished examples/train.py runs")
+    parser.add_argument("--out", type=Path, help="write the reports as JSON here")
+    parser.add_argument("--data_dir", type=Path, help="a real dataset's folder, if not where the runs recorded it")
+    parser.add_argument(
+        "--metrics", type=Path, help="a bare checkpoint's training metrics.json (the runs' own by default)"
+    )
+
+
 def uncertainty_scores(
     scores: dict[str, torch.Tensor], right: np.ndarray, true_distribution: np.ndarray | None = None
 ) -> dict:

@@ -62,6 +62,19 @@ def fer(fer_checkpoint) -> FacialExpressionRecognitionPipeline:
     return pipeline("facial-expression-recognition", model=str(fer_checkpoint), trust_remote_code=False)
 
 
+def haar_pipeline(model_dir: Path) -> FacialExpressionRecognitionPipeline:
+    """The FER pipeline on a saved model folder, with OpenCV's Haar detector (no detector download)."""
+    return pipeline("facial-expression-recognition", model=str(model_dir), face_detector=HaarFaceDetector(),
+                    trust_remote_code=False)
+
+
+def aligned_face_pixels(fer: FacialExpressionRecognitionPipeline, photo: Path) -> torch.Tensor:
+    """(1, 3, H, W): the one face ``fer``'s detector finds in ``photo``, aligned and preprocessed as the pipeline
+    does."""
+    (crop,) = crop_faces(photo, fer.face_detector)
+    return fer.image_processor(crop.image, return_tensors="pt")["pixel_values"]
+
+
 def test_every_face_gets_a_distribution_confidence_and_regions(fer, photos):
     faces = fer(str(photos["multi_face.jpg"]))
     assert len(faces) == 5
@@ -88,8 +101,7 @@ def test_every_face_gets_a_distribution_confidence_and_regions(fer, photos):
 
 def test_distribution_is_the_trn_on_the_aligned_crop(fer, photos):
     (face,) = fer(str(photos["single_face.jpg"]))
-    (crop,) = crop_faces(photos["single_face.jpg"], fer.face_detector)
-    pixel_values = fer.image_processor(crop.image, return_tensors="pt")["pixel_values"]
+    pixel_values = aligned_face_pixels(fer, photos["single_face.jpg"])
     with torch.no_grad():
         output = fer.model(pixel_values)
     expected = output.logits.softmax(-1)[0]
@@ -119,18 +131,15 @@ def test_untrained_confidence_is_not_reported(fer_checkpoint, photos, tmp_path):
     model.config.confidence_trained = False
     model.save_pretrained(baseline)
     POIImageProcessor.from_pretrained(fer_checkpoint).save_pretrained(baseline)
-    fer = pipeline("facial-expression-recognition", model=str(baseline), face_detector=HaarFaceDetector(),
-                   trust_remote_code=False)
+    fer = haar_pipeline(baseline)
     (face,) = fer(str(photos["single_face.jpg"]))
     assert face["confidence"] is None and face["label"] in RAFDB_ORDER
     # the flip consistency needs no trained head: a baseline with it reports it
     model.config.confidence_source = "flip_consistency"
     model.save_pretrained(baseline)
-    fer = pipeline("facial-expression-recognition", model=str(baseline), face_detector=HaarFaceDetector(),
-                   trust_remote_code=False)
+    fer = haar_pipeline(baseline)
     (face,) = fer(str(photos["single_face.jpg"]))
-    (crop,) = crop_faces(photos["single_face.jpg"], fer.face_detector)
-    pixel_values = fer.image_processor(crop.image, return_tensors="pt")["pixel_values"]
+    pixel_values = aligned_face_pixels(fer, photos["single_face.jpg"])
     with torch.no_grad():
         views = model.eval()(torch.cat([pixel_values, pixel_values.flip(-1)])).logits.softmax(-1)
     predicted = RAFDB_ORDER.index(face["label"])
@@ -145,11 +154,9 @@ def test_mirror_averaged_model_reports_the_views_mean(fer_checkpoint, photos, tm
     model.config.mirror_average = True
     model.save_pretrained(averaged)
     POIImageProcessor.from_pretrained(fer_checkpoint).save_pretrained(averaged)
-    fer = pipeline("facial-expression-recognition", model=str(averaged), face_detector=HaarFaceDetector(),
-                   trust_remote_code=False)
+    fer = haar_pipeline(averaged)
     (face,) = fer(str(photos["single_face.jpg"]))
-    (crop,) = crop_faces(photos["single_face.jpg"], fer.face_detector)
-    pixel_values = fer.image_processor(crop.image, return_tensors="pt")["pixel_values"]
+    pixel_values = aligned_face_pixels(fer, photos["single_face.jpg"])
     model.config.mirror_average, model.config.confidence_source = False, "head"
     with torch.no_grad():
         mean = model.eval()(torch.cat([pixel_values, pixel_values.flip(-1)])).logits.softmax(-1).mean(0)
