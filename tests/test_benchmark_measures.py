@@ -1,5 +1,5 @@
-"""The measures two benchmark scripts report: the EM noise-rate estimate of benchmarks/noise_rate_estimate.py and the
-risk-coverage area of benchmarks/mirror_averaging.py."""
+"""The measures benchmark scripts report: the EM noise-rate estimate of benchmarks/noise_rate_estimate.py, the
+risk-coverage area of benchmarks/mirror_averaging.py and the prior inversion of benchmarks/ambiguity_ceiling.py."""
 
 import sys
 from pathlib import Path
@@ -11,6 +11,7 @@ import torch
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 try:
+    from ambiguity_ceiling import prior_inversion
     from mirror_averaging import risk_coverage_area
     from noise_rate_estimate import em_noise_rate
 finally:
@@ -38,3 +39,21 @@ def test_risk_coverage_area():
     assert risk_coverage_area(np.array([0.9, 0.8, 0.1, 0.7]), right) == pytest.approx((1 / 4) / 4)
     # the wrong answer most confident: error rate 1, 1/2, 1/3, 1/4
     assert risk_coverage_area(np.array([0.1, 0.2, 0.9, 0.3]), right) == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
+
+
+def test_prior_inversion_recovers_a_blend_from_its_aus():
+    """AUs drawn as SynFER draws them without noise, ``intensity * dist @ P``: the inversion returns the blend; neutral
+    shows no AU, so it is what a weak expression leaves of a full one."""
+    from poi_hf.priors import BASIC_CLASS_NAMES, au_prior_table
+
+    prior = torch.tensor(au_prior_table(BASIC_CLASS_NAMES), dtype=torch.float32)
+    assert BASIC_CLASS_NAMES[0] == "neutral" and prior[0].sum() == 0
+    blends = torch.zeros(4, len(prior))
+    blends[0, 1] = 1.0
+    blends[1, [4, 5]] = torch.tensor([0.7, 0.3])
+    blends[2, [2, 6]] = torch.tensor([0.55, 0.45])
+    blends[3, [0, 3]] = torch.tensor([0.4, 0.6])
+    recovered = prior_inversion(blends @ prior, prior, steps=20000)
+    assert torch.allclose(recovered, blends, atol=0.02)
+    weak = prior_inversion(0.6 * blends[2:3] @ prior, prior, steps=20000)
+    assert torch.allclose(weak, torch.tensor([[0.4, 0, 0.33, 0, 0, 0, 0.27]]), atol=0.02)
