@@ -25,6 +25,7 @@ from transformers import HfArgumentParser, set_seed
 from poi_hf import TRNForImageClassification
 from poi_hf.backbones import load_torchvision_resnet
 from poi_hf.baselines import CONFIDENCE_METHODS, METHODS, BaselineSettings
+from poi_hf.calibration import calibrate_temperature
 from poi_hf.checkpoints import resolve_checkpoint
 from poi_hf.configuration_poi import POIConfig
 from poi_hf.data import (
@@ -96,6 +97,11 @@ class ModelArguments:
         metadata={"help": "The saved TRN predicts from the face and its mirror image together (the log of their mean "
                   "probabilities; the same extra backbone pass as flip_consistency), in evaluation too. "
                   "TRNConfig.mirror_average."},
+    )
+    fit_temperature: bool = field(
+        default=True,
+        metadata={"help": "After training, fit the saved TRN's calibration temperature on the validation split (NLL; "
+                  "TRNConfig.calibration_temperature, poi_hf.calibration) before the test split is scored."},
     )
 
 
@@ -397,6 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
         "bf16": training_args.bf16,
         "confidence_source": model_args.confidence_source,
         "mirror_average": model_args.mirror_average,  # evaluation (and best-epoch selection) predicts from both views
+        "fit_temperature": model_args.fit_temperature,
     }
     common = dict(
         model=model,
@@ -420,7 +427,10 @@ def main(argv: list[str] | None = None) -> dict:
         teacher = None
         if method == "kd":  # the teacher's plain logits, one backbone pass, as KD has always distilled
             teacher = TRNForImageClassification.from_pretrained(
-                method_args.teacher_path, confidence_source="head", mirror_average=False
+                method_args.teacher_path,
+                confidence_source="head",
+                mirror_average=False,
+                calibration_temperature=1.0,
             )
         trainer = BaselineTrainer(**common, baseline=method_args, teacher=teacher)
 
@@ -430,7 +440,14 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()  # trainer_state.json: the full log history, also when no checkpoint was kept
 
-    # Test, and the final model with its standalone exports.
+    # Calibration on the validation split (the split that chose the epoch), then test, scored once, and the final
+    # model with its standalone exports.
+    calibration = None
+    if model_args.fit_temperature and eval_split == test_split:
+        logger.warning("No validation split to fit the calibration temperature on; the saved TRN keeps T = 1.")
+    elif model_args.fit_temperature:
+        calibration = calibrate_temperature(trainer, dataset[eval_split])
+        logger.info("Calibration temperature fitted on %s: %s", eval_split, calibration)
     prediction = trainer.predict(dataset[test_split], metric_key_prefix="test")
     trainer.log_metrics("test", prediction.metrics)
     trainer.save_metrics("test", prediction.metrics)
@@ -445,6 +462,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test": test_metrics,
         **summarize_history(trainer.state.log_history),
         "train_runtime_s": train_result.metrics.get("train_runtime"),
+        **({"calibration": calibration} if calibration else {}),
         "hyperparameters": hyperparameters,
     }
     if method_args.analyze_train:

@@ -117,6 +117,12 @@ AVERAGED_CONFIDENCE = (
     "commands: the package's docs/method.md."
 )
 """The flip consistency of a mirror-averaged prediction: its top probability."""
+CALIBRATED = (
+    "Its probabilities are temperature-scaled: the logits are divided by T = {temperature:.3g} "
+    "(`config.calibration_temperature`), fitted by NLL on the validation split after training, before the test split "
+    "was scored."
+)
+"""What a TRN's probabilities are when it carries a calibration temperature (`TRNConfig.calibration_temperature`)."""
 
 
 def pin_pooling(config) -> str:
@@ -204,6 +210,9 @@ def model_card(
         )
     if mirror_average:
         confidence = f"{MIRROR_AVERAGE} {confidence}"
+    temperature = getattr(config, "calibration_temperature", 1.0)
+    if temperature != 1.0:
+        confidence = f"{confidence} {CALIBRATED.format(temperature=temperature)}"
     summary = (
         f"Target Recognition Network (TRN) of POI-R: the deployed facial expression classifier. {confidence}"
         if is_trn

@@ -13,6 +13,7 @@ import torch
 from datasets import Dataset
 from transformers.trainer_utils import PredictionOutput
 
+from .calibration import plain_predictions
 from .losses import label_trust
 from .metrics import auroc, confusion_matrix
 from .plots import plot_confusion_matrix, plot_training_curves
@@ -47,13 +48,8 @@ def analyze_train_split(trainer: FERTrainer, train_split: Dataset, output_dir: P
     if "clean_label" not in train_split.column_names:
         return {}
     trn = getattr(trainer.model, "trn", trainer.model)
-    # the score training weighed with and the plain prediction, one backbone pass
-    deployed = trn.config.confidence_source, trn.config.mirror_average
-    trn.config.confidence_source, trn.config.mirror_average = "head", False
-    try:
+    with plain_predictions(trn):  # the score training weighed with and the plain prediction, one backbone pass
         logits, confidence, *pin = trainer.predict(train_split, metric_key_prefix="train").predictions
-    finally:
-        trn.config.confidence_source, trn.config.mirror_average = deployed
     columns = train_split.with_format(None)  # predictions come in dataset order
     given = np.asarray(columns["label"][:], dtype=np.int64)
     clean = np.asarray(columns["clean_label"][:], dtype=np.int64)

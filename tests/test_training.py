@@ -79,6 +79,12 @@ def test_accelerate_launch_train_script_and_pipeline(tmp_path, synfer_cache):
     assert json.loads((output_dir / "train_results.json").read_text())["train_runtime"] == metrics["train_runtime_s"]
     card = (output_dir / "trn" / "README.md").read_text()
     assert "model-index" in card and "pipeline_tag: image-classification" in card
+    # the temperature fitted on validation is the saved TRN's, and lowers the validation NLL it was fitted on
+    calibration = metrics["calibration"]
+    saved = json.loads((output_dir / "trn" / "config.json").read_text())
+    assert saved["calibration_temperature"] == pytest.approx(calibration["temperature"])
+    assert calibration["nll_after"] <= calibration["nll_before"] and calibration["temperature"] != 1.0
+    assert "temperature-scaled" in card and metrics["hyperparameters"]["fit_temperature"] is True
 
     classify = pipeline("image-classification", model=str(output_dir / "trn"))
     from PIL import Image

@@ -66,6 +66,10 @@ class TRNConfig(PreTrainedConfig):
             probabilities (softmax of them gives that mean), from the same extra backbone pass the flip consistency
             uses. With ``confidence_source="flip_consistency"`` the confidence is then the mean probability of the
             averaged prediction, its top probability. Training never mirrors (the augmentation already flips).
+        calibration_temperature (`float`, defaults to 1.0): in eval mode the classifier's logits are divided by it
+            before any softmax (of each view when ``mirror_average``), so probabilities, ``score`` and the flip
+            ``confidence`` are calibrated; ``> 1`` softens over-confident models. `examples/train.py` fits it on the
+            validation split after training (`poi_hf.calibration.fit_temperature`). Training never uses it.
         uncertainty_head_detached (`bool`, defaults to `False`): the uncertainty head reads the pooled features
             detached, so its loss trains the head alone, never the backbone the classifier shares (POI-R's
             ``confidence_target="correctness"`` fits it on faces the TRN must not learn from).
@@ -88,6 +92,7 @@ class TRNConfig(PreTrainedConfig):
     confidence_from_softmax: bool = False
     confidence_source: str = "head"
     mirror_average: bool = False
+    calibration_temperature: float = 1.0
     uncertainty_head_detached: bool = False
 
     def __post_init__(self, **kwargs):
@@ -104,6 +109,8 @@ class TRNConfig(PreTrainedConfig):
             raise ValueError(
                 f"confidence_source={self.confidence_source!r}; expected one of {list(CONFIDENCE_SOURCES)}."
             )
+        if not self.calibration_temperature > 0:
+            raise ValueError(f"calibration_temperature={self.calibration_temperature!r}; it must be > 0.")
 
 
 __all__ = ["CONFIDENCE_SOURCES", "TRNConfig"]

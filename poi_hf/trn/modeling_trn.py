@@ -27,8 +27,9 @@ class TRNOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy on ``labels`` when they are given.
-        logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits; in eval mode with ``config.mirror_average``
-            the log of the mean probabilities over the image and its mirror image.
+        logits (`torch.FloatTensor` of shape `(B, C)`): emotion logits; in eval mode divided by
+            ``config.calibration_temperature``, and with ``config.mirror_average`` the log of the mean probabilities
+            over the image and its mirror image.
         confidence (`torch.FloatTensor` of shape `(B,)`): the deployed per-image score in (0, 1), low where the
             prediction is likely wrong: ``head_confidence``, or in eval mode with ``config.confidence_source=
             "flip_consistency"`` the predicted class's mean probability on the image and its mirror image
@@ -158,6 +159,8 @@ class TRNForImageClassification(TRNPreTrainedModel):
         feature_map = self.backbone(pixel_values).feature_maps[-1]
         pooled = feature_map.mean(dim=(2, 3))
         logits = self.classifier(self.dropout(pooled))
+        if not self.training and self.config.calibration_temperature != 1.0:
+            logits = logits / self.config.calibration_temperature
         if mirrored:  # sliced, not chunked, so an ONNX export keeps its dynamic batch axis
             view_log_probs = torch.stack([logits[:batch_size], logits[batch_size:]]).float().log_softmax(-1)
             feature_map, pooled, logits = feature_map[:batch_size], pooled[:batch_size], logits[:batch_size]
