@@ -351,6 +351,13 @@ def main() -> None:
         help="predict (and select epochs) from the face and its mirror image together; default: train.py's (True). "
         "False compares with runs from before December 2026",
     )
+    parser.add_argument(
+        "--fit_temperature",
+        default=None,
+        choices=["True", "False"],
+        help="fit the TRN's calibration temperature on the validation split before test is scored; default: "
+        "train.py's (True). False compares with runs from before December 2026",
+    )
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--train_size", type=int, default=2000)
     parser.add_argument("--validation_size", type=int, default=500, help="SynFER: images that select")
@@ -398,6 +405,7 @@ def main() -> None:
         *(["--image_size", str(args.image_size)] if args.image_size else []),
         *(["--bf16", args.bf16] if args.bf16 else []),
         *(["--mirror_average", args.mirror_average] if args.mirror_average else []),
+        *(["--fit_temperature", args.fit_temperature] if args.fit_temperature else []),
         "--num_train_epochs",
         str(args.epochs),
         "--per_device_train_batch_size",

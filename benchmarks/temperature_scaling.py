@@ -33,9 +33,9 @@ SPLITS = ("validation", "test")
 @torch.no_grad()
 def view_logits(trn, data: dict, batch_size: int = 256) -> torch.Tensor:
     """Plain logits (V, N, C) of the face and, with ``mirror_average``, of its mirror image (V = 2)."""
-    views = []
+    views, flips = [], (False, True)[: 2 if trn.config.mirror_average else 1]
     with plain_predictions(trn) as plain:
-        for flip in (False, True)[: 2 if trn.config.mirror_average else 1]:
+        for flip in flips:
             batches = data["pixel_values"].split(batch_size)
             views.append(torch.cat([plain(pixels.flip(-1) if flip else pixels).logits.float() for pixels in batches]))
     return torch.stack(views)
