@@ -94,11 +94,14 @@ def predict_views(trainer: Trainer, dataset: Dataset, mirror: bool) -> torch.Ten
 
 
 def calibrate_temperature(trainer: Trainer, dataset: Dataset) -> dict[str, float]:
-    """Fit the trainer's TRN's ``calibration_temperature`` on ``dataset`` (a validation split with a ``label``
-    column), set it on the model, and return the temperature with the split's NLL and ECE before and after."""
+    """Fit the trainer's TRN's ``calibration_temperature`` on ``dataset`` (a validation split), set it on the model,
+    and return the temperature with the split's NLL and ECE before and after. The labels are the ones evaluation
+    scores against (`poi_hf.trainer.evaluation_targets`): ``clean_label`` where the split has it (SynFER's
+    subjective or noisy labels would teach the model the annotators' doubt), else ``label``."""
     trn = getattr(trainer.model, "trn", trainer.model)
     view_logits = predict_views(trainer, dataset, mirror=trn.config.mirror_average)
-    labels = torch.as_tensor(np.asarray(dataset.with_format(None)["label"][:], dtype=np.int64))
+    column = "clean_label" if "clean_label" in dataset.column_names else "label"
+    labels = torch.as_tensor(np.asarray(dataset.with_format(None)[column][:], dtype=np.int64))
     temperature = fit_temperature(view_logits, labels)
     report = {"temperature": temperature}
     for name, t in (("before", 1.0), ("after", temperature)):

@@ -4,13 +4,22 @@ pipelines' scores."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from transformers import pipeline
 
 from poi_hf import TRNConfig, TRNForImageClassification
-from poi_hf.calibration import TEMPERATURE_RANGE, fit_temperature, plain_predictions, tempered_log_probs
+from poi_hf.calibration import (
+    TEMPERATURE_RANGE,
+    calibrate_temperature,
+    fit_temperature,
+    plain_predictions,
+    predict_views,
+    tempered_log_probs,
+)
 from poi_hf.presets import tiny_trn_config
+from tiny_run import tiny_synfer, tiny_trainer
 
 
 def sampled_labels(logits: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -115,3 +124,29 @@ def test_the_saved_temperature_reaches_the_pipeline_scores(tmp_path):
     top = {t: s[0]["score"] for t, s in scores.items()}
     assert top[4.0] < top[1.0]  # a higher temperature flattens the distribution
     assert [s["label"] for s in scores[4.0]] == [s["label"] for s in scores[1.0]]  # and keeps the ranking
+
+
+@pytest.mark.parametrize("mirror_average", [False, True])
+def test_calibration_fits_the_labels_evaluation_scores_against(tmp_path, synfer_cache, mirror_average):
+    """Through the trainer (as examples/train.py calls it): the clean labels where the split has them, the faces and
+    their mirror images in the split's order, and the model keeps the fitted temperature."""
+    dataset = tiny_synfer(synfer_cache)
+    validation = dataset["validation"]
+    subjective = np.asarray(validation.with_format(None)["label"][:])
+    clean = np.asarray(validation.with_format(None)["clean_label"][:])
+    assert (subjective != clean).any()  # SynFER's default labels are one annotator's votes
+    trainer = tiny_trainer(tmp_path, dataset)
+    trn = trainer.model.trn
+    trn.config.mirror_average = mirror_average
+    views = predict_views(trainer, validation, mirror=mirror_average)
+    assert views.shape == (2 if mirror_average else 1, len(validation), trn.config.num_labels)
+    pixels = torch.stack(validation[:]["pixel_values"])
+    with torch.no_grad(), plain_predictions(trn.eval()):  # the trainer predicts in bf16 where the CPU has AMX
+        assert torch.allclose(views[0], trn(pixels).logits, atol=1e-2)
+        if mirror_average:
+            assert torch.allclose(views[1], trn(pixels.flip(-1)).logits, atol=1e-2)
+            assert not torch.allclose(views[0], views[1], atol=1e-2)
+    report = calibrate_temperature(trainer, validation)
+    assert report["temperature"] == pytest.approx(fit_temperature(views, torch.as_tensor(clean)))
+    assert trn.config.calibration_temperature == report["temperature"]
+    assert report["nll_after"] <= report["nll_before"]
