@@ -444,7 +444,10 @@ def main(argv: list[str] | None = None) -> dict:
     # model with its standalone exports.
     calibration = None
     if model_args.fit_temperature and eval_split == test_split:
-        logger.warning("No validation split to fit the calibration temperature on; the saved TRN keeps T = 1.")
+        logger.warning(
+            "The run evaluates on its test split (no validation split, or --eval_on_test): no calibration temperature "
+            "is fitted, so that nothing is fitted on test; the saved TRN keeps T = 1."
+        )
     elif model_args.fit_temperature:
         calibration = calibrate_temperature(trainer, dataset[eval_split])
         logger.info("Calibration temperature fitted on %s: %s", eval_split, calibration)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_run import tiny_synfer, tiny_trainer
 from transformers import pipeline
 
 from poi_hf import TRNConfig, TRNForImageClassification
@@ -19,7 +20,6 @@ from poi_hf.calibration import (
     tempered_log_probs,
 )
 from poi_hf.presets import tiny_trn_config
-from tiny_run import tiny_synfer, tiny_trainer
 
 
 def sampled_labels(logits: torch.Tensor, seed: int = 0) -> torch.Tensor:
