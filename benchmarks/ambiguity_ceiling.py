@@ -40,7 +40,7 @@ from poi_hf.data.noise import flip_labels
 from poi_hf.data.synfer.dataset import SynFERConfig
 from poi_hf.data.synfer.labels import sample_annotator_pool, sample_aus, sample_true_distributions, sample_votes
 from poi_hf.metrics import spearman
-from poi_hf.pin.modeling_pin import au_evidence_logits
+from poi_hf.pin.modeling_pin import au_evidence_logits, region_mean_au_probabilities
 from poi_hf.priors import au_prior_table
 
 
@@ -97,13 +97,13 @@ def score_run(run: Path, batch_size: int = 256) -> dict:
     outputs = [pin(pixels, landmarks=landmarks) for pixels, landmarks in batches]
     au_logits = torch.cat([output.au_logits.float() for output in outputs])
     region_aus, prior = pin.priors.region_aus, pin.priors.au_prior
-    shown = region_aus.sum(0)
-    pin_aus = (au_logits.sigmoid() * region_aus).sum(1) / shown.clamp_min(1.0)
+    shown = region_aus.sum(0) > 0  # AUs some region shows
+    pin_aus = region_mean_au_probabilities(au_logits, region_aus)
     readings = {
         "TRN (as deployed)": trn_probs,
         "PIN soft label": torch.cat([output.soft_labels.float() for output in outputs]),
         "PIN's AUs, AU-evidence rule": au_evidence_logits(au_logits, prior, region_aus).softmax(-1),
-        "PIN's AUs, prior inversion": prior_inversion(pin_aus[:, shown > 0], prior[:, shown > 0]),
+        "PIN's AUs, prior inversion": prior_inversion(pin_aus[:, shown], prior[:, shown]),
     }
     true_entropy, labels = entropy(data["true_distribution"].numpy()), data["clean_labels"].numpy()
     for name, probs in readings.items():

@@ -86,25 +86,33 @@ def summary(reports: list[dict]) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def score_runs(script: str, description: str, analyse, summary, describe=lambda report: "") -> list[dict]:
+    """The loop of a benchmark that scores settings of finished runs per split: parses the run arguments
+    (`add_run_arguments`), calls ``analyse(run, data_dir, metrics)`` (a report with ``report[split][setting]`` figures)
+    for each run on one thread, prints them (``describe(report)`` after the run's name) and writes the reports with
+    ``summary(reports)`` to ``--out`` as it goes, so a long list of runs leaves its finished part behind."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    command = " ".join(["python", "benchmarks/mirror_averaging.py", *sys.argv[1:]])
+    command = " ".join(["python", f"benchmarks/{script}", *sys.argv[1:]])
     header = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores", "command": command}
     reports = []
     for run in args.runs:
         reports.append(analyse(run, args.data_dir, args.metrics))
-        print(f"\n{run} ({reports[-1]['method']}, {reports[-1]['dataset']})")
+        print(f"\n{run} ({reports[-1]['method']}, {reports[-1]['dataset']}){describe(reports[-1])}")
         for split in SPLITS:
             for name, entry in reports[-1][split].items():
                 print(f"  {split:10s} {name:15s} " + "  ".join(f"{key} {value:.4f}" for key, value in entry.items()))
-        if args.out:  # written as it goes, so a long list of runs leaves its finished part behind
+        if args.out:
             args.out.write_text(json.dumps({**header, "runs": reports, "summary": summary(reports)}, indent=1))
+    return reports
+
+
+def main() -> None:
+    reports = score_runs("mirror_averaging.py", __doc__, analyse, summary)
     for split, entry in summary(reports).items():
         print(f"{split}: " + ", ".join(f"{key} {value:+.4f}" for key, value in entry.items()))
-
 
 if __name__ == "__main__":
     main()

@@ -13,21 +13,14 @@ confidence's error AUROC and the risk-coverage area (`mirror_averaging.score`).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from mirror_averaging import score
-from pin_members import add_run_arguments, load_run_data, load_run_trn
+from mirror_averaging import SPLITS, score, score_runs
+from pin_members import load_run_data, load_run_trn
 
 from poi_hf.calibration import fit_temperature, plain_predictions
-
-SPLITS = ("validation", "test")
 
 
 @torch.no_grad()
@@ -73,22 +66,7 @@ def summary(reports: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    command = " ".join(["python", "benchmarks/temperature_scaling.py", *sys.argv[1:]])
-    header = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores", "command": command}
-    reports = []
-    for run in args.runs:
-        reports.append(analyse(run, args.data_dir, args.metrics))
-        print(f"\n{run} ({reports[-1]['method']}, {reports[-1]['dataset']}): T = {reports[-1]['temperature']:.3f}")
-        for split in SPLITS:
-            for name, entry in reports[-1][split].items():
-                print(f"  {split:10s} {name:7s} " + "  ".join(f"{key} {value:.4f}" for key, value in entry.items()))
-        if args.out:  # written as it goes
-            args.out.write_text(json.dumps({**header, "runs": reports, "summary": summary(reports)}, indent=1))
-
+    score_runs("temperature_scaling.py", __doc__, analyse, summary, lambda report: f": T = {report['temperature']:.3f}")
 
 if __name__ == "__main__":
     main()

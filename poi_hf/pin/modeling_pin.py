@@ -191,6 +191,13 @@ def crop_regions(
     return crops.reshape(batch, -1, num_regions, crop_size, crop_size).transpose(1, 2)
 
 
+def region_mean_au_probabilities(au_logits: torch.Tensor, region_aus: torch.Tensor) -> torch.Tensor:
+    """(B, K, A) region AU logits -> (B, A): each AU's mean predicted probability over the regions that can show it
+    (``region_aus`` (K, A) ``G`` in {0, 1}); 0 for an AU no region shows."""
+    shown = region_aus.sum(0)  # (A,) regions that can show each AU
+    return (torch.sigmoid(au_logits.float()) * region_aus).sum(1) / shown.clamp_min(1.0)
+
+
 def au_evidence_logits(au_logits: torch.Tensor, au_prior: torch.Tensor, region_aus: torch.Tensor) -> torch.Tensor:
     """Emotion logits from predicted AUs: ``l_c = -sum_a KL(Bernoulli(P[c, a]) || Bernoulli(q_a))``.
 
@@ -206,8 +213,7 @@ def au_evidence_logits(au_logits: torch.Tensor, au_prior: torch.Tensor, region_a
         (B, C) logits.
     """
     shown = region_aus.sum(0)  # (A,) regions that can show each AU
-    q = (torch.sigmoid(au_logits.float()) * region_aus).sum(1) / shown.clamp_min(1.0)
-    q = q.clamp(1e-4, 1.0 - 1e-4)
+    q = region_mean_au_probabilities(au_logits, region_aus).clamp(1e-4, 1.0 - 1e-4)
     present = au_prior * (shown > 0)  # (C, A): P, with AUs no region shows masked out
     absent = (1.0 - au_prior) * (shown > 0)
     negative_entropy = (torch.xlogy(present, au_prior) + torch.xlogy(absent, 1.0 - au_prior)).sum(-1)  # (C,)
