@@ -63,6 +63,8 @@ VARIANTS = {
     "poi-au-median-holdout-m99": [*_AU_MEDIAN, "--reliability_holdout", "10", "--reliability_momentum", "0.99"],
     # beta follows PIN's lead over the TRN on held-out faces that train neither (POIConfig.transfer_schedule)
     "poi-au-median-lead": [*_AU_MEDIAN, "--reliability_holdout", "10", "--transfer_schedule", "pin_lead"],
+    # alpha = P(label clean) under the noise PIN's anchors show (POIConfig.label_trust)
+    "poi-au-median-noise-aware": [*_AU_MEDIAN, "--label_trust", "noise_aware"],
     # confidence = the TRN's max softmax moved by the uncertainty head (TRNConfig.confidence_from_softmax)
     "poi-au-median-softmax-conf": [*_AU_MEDIAN, "--confidence_from_softmax", "True"],
     # the same, its offset fitted for the TRN's correctness on held-out faces the TRN does not train on

@@ -188,7 +188,15 @@ class POIArguments:
     uncertainty_regularizer: str = field(
         default="pin_agreement", metadata={"help": "How alpha is made: pin_agreement | log | rank."}
     )
-    trust_sharpness: float = field(default=1.0, metadata={"help": "k of the label trust (s[y] / max s) ** k."})
+    label_trust: str = field(
+        default="relative",
+        metadata={"help": "The label trust alpha: relative (PIN's s[y] / max s) | noise_aware (the probability that "
+                  "the label is clean under the label noise PIN's anchors show; docs/method.md)."},
+    )
+    transition_momentum: float = field(
+        default=0.98, metadata={"help": "Momentum of the running noise-transition estimate (noise_aware trust)."}
+    )
+    trust_sharpness: float = field(default=1.0, metadata={"help": "Exponent k of the label trust alpha ** k."})
     confidence_target: str = field(
         default="prediction_support",
         metadata={"help": "What the uncertainty head predicts: label_trust | prediction_support | correctness (whether "

@@ -12,6 +12,7 @@ REGULARIZERS = ("pin_agreement", "log", "rank")
 CONFIDENCE_TARGETS = ("label_trust", "prediction_support", "correctness")
 MUTUAL_TARGETS = ("ensemble", "reliable_peers")
 TRANSFER_SCHEDULES = ("ramp", "pin_lead")
+LABEL_TRUSTS = ("relative", "noise_aware")
 
 
 class POIConfig(PreTrainedConfig):
@@ -46,9 +47,17 @@ class POIConfig(PreTrainedConfig):
             sample weight is PIN's relative support of the given label and the head learns to predict it (BCE);
             `"log"` / `"rank"`: the head's output is the weight, kept from collapsing by ``-log alpha`` / SCN's
             rank margin (see `poi_hf.losses`).
-        trust_sharpness (`float`, defaults to 1.0): exponent ``k`` of the label trust ``(s[y] / max s) ** k`` of
-            `"pin_agreement"` (PIN's soft label is tempered and flat; a larger ``k`` takes more weight off the labels
-            PIN disagrees with).
+        label_trust (`str`, defaults to `"relative"`): the label trust of `"pin_agreement"`. `"relative"`: PIN's
+            relative support of the given label, ``s[y] / max s``; `"noise_aware"`: the probability that the given
+            label is the clean one under the label noise PIN's soft labels show. A running estimate of the noise's
+            transition matrix (`POIModel.noise_transition`, from anchor points: the mean soft label of the faces PIN
+            is surest of for each class) undoes the noise in ``s`` and weighs ``y`` against the classes whose labels
+            the noise turns into ``y`` (`poi_hf.losses.noise_aware_trust`). It matters where noise is systematic
+            (a class flips to its confusable partner); with symmetric noise it ranks labels as ``s[y]`` does.
+        transition_momentum (`float`, defaults to 0.98): momentum of that running estimate, per training step.
+        trust_sharpness (`float`, defaults to 1.0): exponent ``k`` of the label trust (``(s[y] / max s) ** k`` of
+            `"pin_agreement"`; PIN's soft label is tempered and flat, and a larger ``k`` takes more weight off the
+            labels PIN disagrees with).
         confidence_target (`str`, defaults to `"prediction_support"`): what the uncertainty head learns to predict
             with `"pin_agreement"`. `"prediction_support"`: PIN's probability ``s[argmax z]`` of the TRN's own
             prediction, so the deployed ``confidence`` falls where the TRN is likely wrong; `"label_trust"`: the
@@ -93,6 +102,8 @@ class POIConfig(PreTrainedConfig):
     transfer_schedule: str = "ramp"
     uncertainty_weight: float = 1.0
     uncertainty_regularizer: str = "pin_agreement"
+    label_trust: str = "relative"
+    transition_momentum: float = 0.98
     trust_sharpness: float = 1.0
     confidence_target: str = "prediction_support"
     au_loss_weight: float = 0.1
@@ -120,6 +131,10 @@ class POIConfig(PreTrainedConfig):
             )
         if not 0.0 <= self.transfer_floor <= 1.0:
             raise ValueError(f"transfer_floor is a share in [0, 1], got {self.transfer_floor}.")
+        if self.label_trust not in LABEL_TRUSTS:
+            raise ValueError(f"label_trust must be one of {LABEL_TRUSTS}, got {self.label_trust!r}.")
+        if not 0.0 <= self.transition_momentum < 1.0:
+            raise ValueError(f"transition_momentum must be in [0, 1), got {self.transition_momentum}.")
         if self.trust_sharpness <= 0:
             raise ValueError(f"trust_sharpness must be positive, got {self.trust_sharpness}.")
         if self.confidence_target not in CONFIDENCE_TARGETS:

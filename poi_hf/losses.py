@@ -24,7 +24,9 @@ PIN's support of the label, which the TRN's uncertainty head learns to predict (
                keeps a total weight of 1)
     transfer   mean_i beta(e) * u_i * T^2 * KL(s_i || softmax(z_i / T))
     alpha_reg  trains the uncertainty head. Default "pin_agreement": the sample weights are PIN's relative support of
-               the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``);
+               the given label, ``alpha_i = (s_i[y_i] / max_c s_i[c]) ** k`` (detached; k = ``trust_sharpness``),
+               or with ``label_trust="noise_aware"`` the probability that the label is clean under the noise PIN's
+               anchors show (`noise_aware_trust`);
                the head learns (BCE) PIN's support of the TRN's own prediction, ``s_i[argmax z_i]``
                (``confidence_target="prediction_support"``), so the deployed ``confidence`` falls where the TRN is
                likely wrong, or alpha itself (``"label_trust"``), or whether the TRN's prediction is the given label,
@@ -211,6 +213,49 @@ def label_trust(soft_labels: torch.Tensor, labels: torch.Tensor, sharpness: floa
     return (support.gather(1, labels[:, None]).squeeze(1) / support.max(dim=-1).values) ** sharpness
 
 
+def anchor_transition(posterior: torch.Tensor, share: float = 0.03) -> torch.Tensor:
+    """The label-noise transition matrix ``T[c, c'] = P(given c' | clean c)`` estimated without clean labels, from
+    anchor points (Patrini et al., CVPR 2017): row c is the mean posterior of the ``max(1, round(share * N))``
+    samples most surely of class c, taken to be clean members of c whose posterior, fitted to the noisy labels, shows
+    where c's labels go. (N, C) -> (C, C), rows sum to 1."""
+    count = max(1, round(share * len(posterior)))
+    anchors = posterior.detach().float().topk(count, dim=0).indices  # (count, C)
+    return posterior.detach().float()[anchors].mean(0)  # (count, C, C): [j, c] = the j-th anchor of class c
+
+
+def clean_label_probability(
+    clean_posterior: torch.Tensor, labels: torch.Tensor, transition: torch.Tensor
+) -> torch.Tensor:
+    """P(the given label is the clean one), ``p(y) T[y, y] / sum_c p(c) T[c, y]``, from the clean posterior p (B, C),
+    the given labels y (B,) and the transition matrix T (C, C) (rows: clean class, columns: given class) -> (B,)."""
+    joint = clean_posterior * transition[:, labels].T  # (B, C): p(c) T[c, y]
+    return joint.gather(1, labels[:, None]).squeeze(1) / joint.sum(1).clamp_min(1e-12)
+
+
+def noise_aware_trust(noisy_posterior: torch.Tensor, labels: torch.Tensor, transition: torch.Tensor) -> torch.Tensor:
+    """`clean_label_probability` from a posterior fitted to the noisy labels (PIN's soft label), detached: the noise is
+    undone first (backward correction, ``p = p_noisy T^+``, clipped at 0 and renormalised; the pseudo-inverse keeps a
+    flat early estimate of T finite). Unlike ``s[y] / max s`` it knows which classes the noise sends labels to: a
+    label of a class the noise rarely produces keeps its trust when PIN hesitates. (B, C), (B,), (C, C) -> (B,)."""
+    transition = transition.detach().double()
+    clean = (noisy_posterior.detach().double() @ torch.linalg.pinv(transition)).clamp_min(0.0)
+    clean = clean / clean.sum(1, keepdim=True).clamp_min(1e-12)
+    return clean_label_probability(clean, labels, transition).float()
+
+
+def poi_label_trust(
+    config: POIConfig, soft_labels: torch.Tensor, labels: torch.Tensor, noise_transition: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The per-sample label trust alpha of ``uncertainty_regularizer="pin_agreement"`` (B,), as ``config.label_trust``
+    says: `label_trust` or `noise_aware_trust` (with ``noise_transition`` (C, C), `POIModel.noise_transition`), to
+    the power ``config.trust_sharpness``."""
+    if config.label_trust == "relative":
+        return label_trust(soft_labels, labels, config.trust_sharpness)
+    if noise_transition is None:
+        raise ValueError("label_trust='noise_aware' needs the noise transition estimate (POIModel.noise_transition).")
+    return noise_aware_trust(soft_labels, labels, noise_transition) ** config.trust_sharpness
+
+
 def prediction_support(soft_labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """PIN's probability of the TRN's predicted class, ``s[argmax z]``, detached: low where PIN disagrees with the
     TRN (a likely error) or spreads its mass (an ambiguous face). (B, C), (B, C) -> (B,)."""
@@ -229,6 +274,7 @@ def joint_losses(
     member_reliability: torch.Tensor | None = None,
     pin_supervised: torch.Tensor | None = None,
     trn_supervised: torch.Tensor | None = None,
+    noise_transition: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The POI-R training loss with its terms, as `POITrainer` logs them.
 
@@ -246,6 +292,7 @@ def joint_losses(
         trn_supervised: (B,) bool, the samples the TRN's terms train on (``transfer_schedule="pin_lead"`` and
             ``confidence_target="correctness"`` keep the held-out ones out; the latter fits the head on them only);
             None: all.
+        noise_transition: (C, C) the running estimate of the label noise for ``label_trust="noise_aware"``.
 
     Returns:
         ``loss`` (total) plus ``pin_ce``, ``pin_au``, ``pin_mutual``, ``trn_ce``, ``trn_transfer``, ``alpha_reg``
@@ -276,7 +323,7 @@ def joint_losses(
     if not config.use_uncertainty:
         confidence = torch.full_like(head, 0.5 if transfer_on else 1.0)
     elif config.uncertainty_regularizer == "pin_agreement":
-        confidence = label_trust(outputs.pin_soft_labels, labels, config.trust_sharpness)
+        confidence = poi_label_trust(config, outputs.pin_soft_labels, labels, noise_transition)
     else:
         confidence = head
     trn = trn_losses(

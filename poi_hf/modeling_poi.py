@@ -8,7 +8,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput, TransformersKwargs
 
 from .configuration_poi import POIConfig
-from .losses import joint_losses
+from .losses import anchor_transition, joint_losses
 from .pin import PINForImageClassification
 from .trn import TRNForImageClassification
 from .trn.modeling_trn import check_forward_kwargs, check_labels
@@ -70,6 +70,11 @@ class POIModel(PreTrainedModel):
             torch.full((2,), 1.0 / config.num_labels),
             persistent=config.transfer_schedule == "pin_lead",
         )
+        # Running estimate of the label noise's transition matrix from PIN's anchors, starting at "no noise"
+        # (label_trust="noise_aware"; saved only there).
+        self.register_buffer(
+            "noise_transition", torch.eye(config.num_labels), persistent=config.label_trust == "noise_aware"
+        )
         self.post_init()
 
     @torch.no_grad()
@@ -81,6 +86,13 @@ class POIModel(PreTrainedModel):
         predictions = torch.stack([output.pin_soft_labels.argmax(-1), output.logits.argmax(-1)])[:, held_out]
         correct = (predictions == labels[held_out]).float().mean(1)
         self.heldout_accuracy.lerp_(correct, 1.0 - self.config.pin_config.reliability_momentum)
+
+    @torch.no_grad()
+    def update_noise_transition(self, pin_soft_labels: torch.Tensor) -> None:
+        """Move `noise_transition` toward this batch's anchor estimate (`poi_hf.losses.anchor_transition` of PIN's
+        soft labels (B, C)), with ``config.transition_momentum``. Call in training."""
+        batch_estimate = anchor_transition(pin_soft_labels)
+        self.noise_transition.lerp_(batch_estimate.to(self.noise_transition), 1.0 - self.config.transition_momentum)
 
     def pin_lead(self) -> torch.Tensor:
         """``min(1, rho)``, ``rho = (a_PIN - 1/C) / (a_TRN - 1/C)`` from `heldout_accuracy` (a scalar tensor): 0 while
@@ -137,6 +149,8 @@ class POIModel(PreTrainedModel):
                 if held_out is not None:
                     self.update_heldout_accuracy(output, labels, held_out)
                 beta = beta * float(self.pin_lead())
+            if self.config.label_trust == "noise_aware" and self.training:
+                self.update_noise_transition(output.pin_soft_labels)
             # The loss math stays float32 under bf16/fp16 autocast (the Trainer's mixed precision wraps forward).
             with torch.autocast(pixel_values.device.type, enabled=False):
                 terms = joint_losses(
@@ -150,6 +164,7 @@ class POIModel(PreTrainedModel):
                     self.pin.member_reliability() if self.config.mutual_target == "reliable_peers" else None,
                     None if held_out is None else ~held_out,
                     trn_supervised,
+                    self.noise_transition,
                 )
             output = POIOutput(loss=terms.pop("loss"), loss_terms=terms, **output)  # fields in declared order
         return_dict = return_dict if return_dict is not None else self.config.return_dict

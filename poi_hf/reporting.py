@@ -14,7 +14,7 @@ from datasets import Dataset
 from transformers.trainer_utils import PredictionOutput
 
 from .calibration import plain_predictions
-from .losses import label_trust
+from .losses import poi_label_trust
 from .metrics import auroc, confusion_matrix
 from .plots import plot_confusion_matrix, plot_training_curves
 from .trainer import FERTrainer, evaluation_targets, softmax
@@ -65,8 +65,10 @@ def analyze_train_split(trainer: FERTrainer, train_split: Dataset, output_dir: P
     arrays = {"confidence": confidence, "flipped": flipped}
     if pin:
         # the sample weights POI-R trained with
-        sharpness = trainer.model.config.trust_sharpness
-        arrays["trust"] = label_trust(torch.from_numpy(softmax(pin[0])), torch.from_numpy(given), sharpness).numpy()
+        model = trainer.model
+        arrays["trust"] = poi_label_trust(
+            model.config, torch.from_numpy(softmax(pin[0])), torch.from_numpy(given), model.noise_transition.cpu()
+        ).numpy()
         analysis["trust_auroc_clean_vs_flipped"] = auroc(arrays["trust"], ~flipped)
         analysis["pin_train_accuracy_clean"] = float((pin[0].argmax(-1) == clean).mean())
         analysis["pin_train_agrees_given"] = float((pin[0].argmax(-1) == given).mean())

@@ -1,5 +1,6 @@
 """The measures benchmark scripts report: the EM noise-rate estimate of benchmarks/noise_rate_estimate.py, the
-risk-coverage area of benchmarks/mirror_averaging.py and the prior inversion of benchmarks/ambiguity_ceiling.py."""
+risk-coverage area of benchmarks/mirror_averaging.py, the prior inversion of benchmarks/ambiguity_ceiling.py and the
+transition matrix benchmarks/trust_ceiling.py counts, with the noise-aware trust it scores (poi_hf.losses)."""
 
 import sys
 from pathlib import Path
@@ -8,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from poi_hf.losses import anchor_transition, clean_label_probability, noise_aware_trust
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 try:
     from ambiguity_ceiling import prior_inversion
     from mirror_averaging import risk_coverage_area
     from noise_rate_estimate import em_noise_rate
+    from trust_ceiling import transition_counts
 finally:
     sys.path.remove(str(BENCHMARKS))
 
@@ -57,3 +61,20 @@ def test_prior_inversion_recovers_a_blend_from_its_aus():
     assert torch.allclose(recovered, blends, atol=0.02)
     weak = prior_inversion(0.6 * blends[2:3] @ prior, prior, steps=20000)
     assert torch.allclose(weak, torch.tensor([[0.4, 0, 0.33, 0, 0, 0, 0.27]]), atol=0.02)
+
+
+def test_noise_aware_trust_undoes_a_known_transition():
+    """A posterior fitted to the noisy labels is the clean one pushed through the transition matrix; undoing it gives
+    back the clean posterior's probability that each given label is clean, and anchors (faces sure of one class)
+    give back the matrix."""
+    generator = torch.Generator().manual_seed(0)
+    clean_posterior = (4 * torch.randn(5000, 4, generator=generator)).softmax(-1)
+    clean = clean_posterior.argmax(1).numpy()
+    given = np.where(np.arange(len(clean)) % 3 == 0, (clean + 1) % 4, clean)  # a third flip to the next class
+    counted = transition_counts(clean, given, 4)
+    assert counted == pytest.approx(np.array([[2, 1, 0, 0], [0, 2, 1, 0], [0, 0, 2, 1], [1, 0, 0, 2]]) / 3, abs=0.02)
+    transition, given = torch.from_numpy(counted).float(), torch.from_numpy(given)
+    noisy_posterior = clean_posterior @ transition
+    expected = clean_label_probability(clean_posterior, given, transition)
+    torch.testing.assert_close(noise_aware_trust(noisy_posterior, given, transition), expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(anchor_transition(noisy_posterior, share=0.01), transition, atol=0.03, rtol=0)

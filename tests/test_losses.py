@@ -7,9 +7,12 @@ import torch
 
 from poi_hf import POIConfig, POIModel
 from poi_hf.losses import (
+    anchor_transition,
+    clean_label_probability,
     joint_losses,
     kl_to_target,
     label_trust,
+    noise_aware_trust,
     pin_losses,
     prediction_support,
     soft_cross_entropy,
@@ -159,6 +162,58 @@ def test_label_trust_by_hand():
     assert label_trust(soft, torch.tensor([1, 0]), sharpness=2.0).tolist() == pytest.approx([0.25, 1 / 9])
 
 
+def test_noise_aware_trust_by_hand():
+    """Class 0's labels flip to class 1 a third of the time, class 1's never flip: a face PIN finds equally likely to
+    be 0 or 1 keeps full trust in a label 0 (nothing flips into 0), while its label 1 is clean with Bayes'
+    probability; undoing the noise in a posterior fitted to the noisy labels gives the same trust."""
+    transition = torch.tensor([[2 / 3, 1 / 3], [0.0, 1.0]])
+    clean_posterior = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
+    labels = torch.tensor([0, 1])
+    expected = [1.0, 0.5 / (0.5 + 0.5 / 3)]  # label 1: p(1) * 1 / (p(1) * 1 + p(0) * 1/3)
+    assert clean_label_probability(clean_posterior, labels, transition).tolist() == pytest.approx(expected)
+    noisy_posterior = clean_posterior @ transition  # what a network fitted to the noisy labels learns
+    assert noise_aware_trust(noisy_posterior, labels, transition).tolist() == pytest.approx(expected, abs=1e-6)
+    # with no noise the trust is 1 for any label the posterior allows
+    assert noise_aware_trust(noisy_posterior, labels, torch.eye(2)).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_anchor_transition_reads_the_surest_faces():
+    posterior = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
+    # one anchor per class (share 1/4): row 0 is the face surest of class 0, row 1 the face surest of class 1
+    torch.testing.assert_close(anchor_transition(posterior, share=0.25), torch.tensor([[0.9, 0.1], [0.2, 0.8]]))
+    torch.testing.assert_close(anchor_transition(posterior, share=0.5), torch.tensor([[0.75, 0.25], [0.25, 0.75]]))
+
+
+def test_noise_aware_trust_in_the_joint_loss(joint_inputs):
+    """label_trust="noise_aware" weighs each label by `noise_aware_trust` with the transition estimate it is given;
+    POIModel keeps that estimate as a buffer, moved toward each training batch's anchors."""
+    model, outputs, labels = joint_inputs
+    classes = model.config.num_labels
+    transition = torch.full((classes, classes), 0.1) + 0.4 * torch.eye(classes)
+    config = POIConfig(
+        pin_config=model.config.pin_config, trn_config=model.config.trn_config, label_trust="noise_aware"
+    )
+    terms = joint_losses(
+        config, outputs, labels, model.pin.priors.au_prior, model.pin.priors.region_aus, 0.7,
+        noise_transition=transition,
+    )
+    trust = noise_aware_trust(outputs.pin_soft_labels, labels, transition)
+    assert terms["alpha_mean"].item() == pytest.approx(trust.mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="needs the noise transition"):
+        joint_losses(config, outputs, labels, model.pin.priors.au_prior, model.pin.priors.region_aus, 0.7)
+
+    torch.manual_seed(0)
+    noise_aware = POIModel(config).train()
+    assert noise_aware.noise_transition.tolist() == torch.eye(classes).tolist()
+    output = noise_aware(torch.randn(8, 3, 48, 48), labels=torch.arange(8) % classes)
+    step = 1.0 - config.transition_momentum
+    expected = torch.eye(classes).lerp(anchor_transition(output.pin_soft_labels), step)
+    torch.testing.assert_close(noise_aware.noise_transition, expected)
+    assert "noise_transition" in noise_aware.state_dict() and "noise_transition" not in model.state_dict()
+    noise_aware.eval()(torch.randn(8, 3, 48, 48), labels=torch.arange(8) % classes)  # evaluation leaves it alone
+    torch.testing.assert_close(noise_aware.noise_transition, expected)
+
+
 def test_pin_agreement_weights_and_head_target(joint_inputs):
     """The sample weights are PIN's support of the label; with confidence_target="label_trust" the head is fitted to
     them (BCE)."""
@@ -235,6 +290,10 @@ def test_poi_config_checks():
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transfer_beta=2.0)
     with pytest.raises(ValueError, match="transfer_floor is a share"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transfer_floor=-0.1)
+    with pytest.raises(ValueError, match="label_trust must be one of"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), label_trust="x")
+    with pytest.raises(ValueError, match="transition_momentum must be in"):
+        POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), transition_momentum=1.0)
     with pytest.raises(ValueError, match="trust_sharpness must be positive"):
         POIConfig(pin_config=tiny_pin_config(), trn_config=tiny_trn_config(), trust_sharpness=0.0)
     with pytest.raises(ValueError, match="uncertainty_regularizer"):
