@@ -134,6 +134,32 @@ def fit_mlp(x: np.ndarray, target: np.ndarray, epochs: int, seed: int) -> nn.Mod
     return model.eval()
 
 
+def seed_means(rows: list[dict], settings: tuple[str, ...], name) -> dict[str, dict[str, float]]:
+    """Mean over seeds of every metric of ``rows`` (dicts of the ``settings`` keys, ``seed`` and float metrics): one
+    entry per setting, in the order the rows first show it, keyed ``name(row)``."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[key] for key in settings), []).append(row)
+    return {
+        name(picked[0]): {
+            key: float(np.mean([r[key] for r in picked])) for key in picked[0] if key not in (*settings, "seed")
+        }
+        for picked in groups.values()
+    }
+
+
+def write_record(out: Path, script: str, sections: dict, image_models: list[dict]) -> None:
+    """Write a ceiling benchmark's JSON: its command line, the machine, ``sections`` and, when runs were scored,
+    ``image_models``."""
+    record = {
+        "command": " ".join(["python", f"benchmarks/{script}", *sys.argv[1:]]),
+        "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+        **sections,
+        **({"image_models": image_models} if image_models else {}),
+    }
+    out.write_text(json.dumps(record, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--difficulty", type=float, default=0.4)
@@ -198,14 +224,7 @@ def main() -> None:
                     flush=True,
                 )
 
-    summary = {}
-    for size in args.train_sizes:
-        for supervision in dict.fromkeys(r["supervision"] for r in rows):
-            picked = [r for r in rows if r["train_size"] == size and r["supervision"] == supervision]
-            summary[f"{supervision}, n={size}"] = {
-                key: float(np.mean([r[key] for r in picked]))
-                for key in ("accuracy", "max_softmax_entropy_spearman", "predicted_entropy_spearman")
-            }
+    summary = seed_means(rows, ("train_size", "supervision"), lambda r: f"{r['supervision']}, n={r['train_size']}")
     if summary:
         print("\nmeans over seeds:")
     for name, values in summary.items():
@@ -218,15 +237,9 @@ def main() -> None:
             if isinstance(values, dict):
                 print(f"  {name:30s} " + "  ".join(f"{k} {v:+.3f}" for k, v in values.items()))
     if args.out:
-        record = {
-            "command": " ".join(["python", "benchmarks/ambiguity_ceiling.py", *sys.argv[1:]]),
-            "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
-            "reference": reference,
-            "summary": summary,
-            "runs": rows,
-            **({"image_models": image_models} if image_models else {}),
-        }
-        args.out.write_text(json.dumps(record, indent=1))
+        write_record(
+            args.out, "ambiguity_ceiling.py", {"reference": reference, "summary": summary, "runs": rows}, image_models
+        )
 
 if __name__ == "__main__":
     main()

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from ambiguity_ceiling import fit_mlp, synfer_aus
+from ambiguity_ceiling import fit_mlp, seed_means, synfer_aus, write_record
 from pin_members import load_run_data, pin_soft_labels
 
 from poi_hf import PINForImageClassification
@@ -39,7 +36,7 @@ from poi_hf.data.synfer.dataset import SynFERConfig
 from poi_hf.losses import anchor_transition, clean_label_probability, label_trust, noise_aware_trust
 from poi_hf.metrics import auroc
 
-SETTING = ("noise_type", "train_size", "au_noise", "seed")
+SETTING = ("noise_type", "train_size", "au_noise", "seed")  # what a row is of; the rest are its metrics
 
 
 def predict(model: torch.nn.Module, x: np.ndarray) -> torch.Tensor:
@@ -151,13 +148,11 @@ def main() -> None:
                 + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in SETTING),
                 flush=True,
             )
-    summary = {}
-    for noise_type, size, sigma in itertools.product(args.noise_types, args.train_sizes, args.au_noise):
-        picked = [r for r in rows if (r["noise_type"], r["train_size"], r["au_noise"]) == (noise_type, size, sigma)]
-        keys = [k for k in picked[0] if k not in SETTING]
-        summary[f"{noise_type} {args.noise_rate:.0%}, n={size}, AU noise {sigma:.2f}"] = {
-            k: float(np.mean([r[k] for r in picked])) for k in keys
-        }
+    summary = seed_means(
+        rows,
+        SETTING[:-1],
+        lambda r: f"{r['noise_type']} {args.noise_rate:.0%}, n={r['train_size']}, AU noise {r['au_noise']:.2f}",
+    )
     if summary:
         print("\nmeans over seeds:")
     for name, values in summary.items():
@@ -169,14 +164,7 @@ def main() -> None:
             + "  ".join(f"{k} {v:.3f}" for k, v in report.items() if k != "run")
         )
     if args.out:
-        record = {
-            "command": " ".join(["python", "benchmarks/trust_ceiling.py", *sys.argv[1:]]),
-            "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
-            "summary": summary,
-            "runs": rows,
-            **({"image_models": image_models} if image_models else {}),
-        }
-        args.out.write_text(json.dumps(record, indent=1))
+        write_record(args.out, "trust_ceiling.py", {"summary": summary, "runs": rows}, image_models)
 
 
 if __name__ == "__main__":

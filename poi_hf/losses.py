@@ -218,9 +218,9 @@ def anchor_transition(posterior: torch.Tensor, share: float = 0.03) -> torch.Ten
     anchor points (Patrini et al., CVPR 2017): row c is the mean posterior of the ``max(1, round(share * N))``
     samples most surely of class c, taken to be clean members of c whose posterior, fitted to the noisy labels, shows
     where c's labels go. (N, C) -> (C, C), rows sum to 1."""
-    count = max(1, round(share * len(posterior)))
-    anchors = posterior.detach().float().topk(count, dim=0).indices  # (count, C)
-    return posterior.detach().float()[anchors].mean(0)  # (count, C, C): [j, c] = the j-th anchor of class c
+    posterior = posterior.detach().float()
+    anchors = posterior.topk(max(1, round(share * len(posterior))), dim=0).indices  # (count, C)
+    return posterior[anchors].mean(0)  # (count, C, C): [j, c] = the j-th anchor of class c
 
 
 def clean_label_probability(
